@@ -1,0 +1,1 @@
+"""Приёмная: a front door between residents and their city hall."""

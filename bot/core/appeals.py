@@ -1,0 +1,360 @@
+"""The appeal's life after submission: staff actions in the group and the resident's verdict."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from bot.core import notify, texts
+from bot.core.cards import status_keyboard
+from bot.core.config import CoreConfig
+from bot.core.model import Button, Outcome, ResidentRef, StaffActor, Status, inline
+from bot.core.numbering import appeal_number, normalize_number
+from bot.core.ports import PhotoRef
+from storage.models import Appeal, Category
+from storage.uow import Database, UnitOfWork, utcnow
+
+log = logging.getLogger(__name__)
+
+DENIED = "Это действие здесь недоступно."
+ACTIONABLE = (Status.NEW, Status.IN_WORK, Status.REOPENED)
+
+
+def deadline_for(category: Category, config: CoreConfig) -> timedelta:
+    if category.answer_deadline_seconds:
+        return timedelta(seconds=category.answer_deadline_seconds)
+    return config.answer_deadline
+
+
+async def submit(
+    uow: UnitOfWork, config: CoreConfig, who: ResidentRef, data: dict[str, Any]
+) -> Appeal:
+    """Number, store and route a finished draft, queueing the resident's confirmation."""
+    category = await uow.catalog.category_by_code(str(data["category"]))
+    if category is None:
+        raise LookupError("category vanished from the catalogue")
+    resident = await uow.residents.upsert(
+        who.platform.value, who.user_id, who.chat_id, who.first_name
+    )
+    now = utcnow()
+    year = config.local(now).year
+    seq = await uow.appeals.next_seq(year)
+    appeal = await uow.appeals.add(
+        Appeal(
+            number=appeal_number(year, seq),
+            year=year,
+            seq=seq,
+            resident_id=resident.id,
+            platform=who.platform.value,
+            category_id=category.id,
+            department_id=category.department_id,
+            description=str(data["description"]),
+            address=data.get("address"),
+            latitude=data.get("lat"),
+            longitude=data.get("lon"),
+            phone=data.get("phone"),
+            status=Status.NEW.value,
+            regional=category.regional,
+            created_at=now,
+            deadline_at=now + deadline_for(category, config),
+            reopened_count=0,
+        )
+    )
+    for ref in data.get("photos", []):
+        await uow.appeals.add_photo(appeal.id, "resident", who.platform.value, str(ref))
+    await uow.appeals.add_event(appeal.id, "created")
+    department = await uow.catalog.department(appeal.department_id)
+    dept_name = department.name if department else "ответственный отдел"
+    if department is not None and department.chat_id is None:
+        await uow.appeals.add_event(appeal.id, "unbound", detail=department.name)
+    await notify.post_card(uow, config, appeal)
+    accepted = texts.accepted(
+        appeal.number, dept_name, config.format_moment(appeal.deadline_at), category.regional
+    )
+    await notify.to_resident(uow, appeal, accepted)
+    log.info("appeal %s submitted (category %s)", appeal.number, category.code)
+    return appeal
+
+
+class StaffService:
+    """What staff do from the card, and what the resident answers after «Решено»."""
+
+    def __init__(self, db: Database, config: CoreConfig) -> None:
+        self.db = db
+        self.config = config
+
+    async def _authorized(
+        self, uow: UnitOfWork, actor: StaffActor, appeal_id: int
+    ) -> Appeal | None:
+        """The appeal, if the actor may act on it from this chat; else None (and say nothing)."""
+        appeal = await uow.appeals.get(appeal_id)
+        if appeal is None:
+            return None
+        if actor.is_coordinator:
+            return appeal
+        department = await uow.catalog.department(appeal.department_id)
+        if department is None or department.chat_id is None or department.chat_id != actor.chat_id:
+            return None
+        return appeal
+
+    async def menu(self, actor: StaffActor, appeal_id: int, which: str) -> Outcome:
+        """Buttons for a sub-choice on the card: transfer targets, reject reasons, or back."""
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) not in ACTIONABLE:
+                return Outcome(ok=False, notice="Обращение уже закрыто.")
+            if which == "transfer":
+                rows = [
+                    [Button(d.name, f"s:to:{appeal.id}:{d.id}")]
+                    for d in await uow.catalog.departments()
+                    if d.id != appeal.department_id
+                ]
+                rows.append([Button("« Назад", f"s:back:{appeal.id}")])
+                return Outcome(ok=True, notice="Кому передать?", keyboard=inline(*rows))
+            if which == "reject":
+                reasons = [
+                    [Button("Не наша компетенция", f"s:rj:{appeal.id}:not_ours")],
+                    [Button("Спам / не обращение", f"s:rj:{appeal.id}:spam")],
+                    [Button("Дубликат…", f"s:rj:{appeal.id}:duplicate")],
+                    [Button("Другая причина…", f"s:rj:{appeal.id}:other")],
+                    [Button("« Назад", f"s:back:{appeal.id}")],
+                ]
+                return Outcome(ok=True, notice="Причина отклонения?", keyboard=inline(*reasons))
+            return Outcome(ok=True, keyboard=status_keyboard(appeal))
+
+    async def take(self, actor: StaffActor, appeal_id: int) -> Outcome:
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) not in (Status.NEW, Status.REOPENED):
+                return Outcome(ok=False, notice="Обращение уже не новое.")
+            self._take(appeal, actor)
+            await uow.appeals.add_event(appeal.id, "taken", actor.name)
+            await notify.to_resident(uow, appeal, texts.taken(appeal.number))
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            return Outcome(ok=True, notice="Вы взяли обращение в работу.", wrote_outbox=True)
+
+    @staticmethod
+    def _take(appeal: Appeal, actor: StaffActor) -> None:
+        appeal.status = Status.IN_WORK.value
+        appeal.taken_by_id, appeal.taken_by_name, appeal.taken_at = (
+            actor.user_id,
+            actor.name,
+            utcnow(),
+        )
+
+    async def transfer(self, actor: StaffActor, appeal_id: int, department_id: int) -> Outcome:
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) not in ACTIONABLE:
+                return Outcome(ok=False, notice="Обращение уже закрыто.")
+            target = await uow.catalog.department(department_id)
+            if target is None or not target.active or target.id == appeal.department_id:
+                return Outcome(ok=False, notice="Такого отдела нет.")
+            source = await uow.catalog.department(appeal.department_id)
+            appeal.department_id = target.id
+            appeal.status = Status.NEW.value
+            appeal.taken_by_id = appeal.taken_by_name = appeal.taken_at = None
+            detail = f"{source.name if source else '?'} → {target.name}"
+            await uow.appeals.add_event(appeal.id, "transferred", actor.name, detail)
+            if target.chat_id is None:
+                await uow.appeals.add_event(appeal.id, "unbound", detail=target.name)
+            await notify.close_cards(uow, appeal, f"↪️ Передано: {target.name}")
+            await notify.post_card(uow, self.config, appeal, note=f"↪️ Передано из: {detail}")
+            regional = "регион" in target.name.lower()
+            await notify.to_resident(
+                uow, appeal, texts.forwarded(appeal.number, target.name, regional)
+            )
+            await uow.commit()
+            return Outcome(ok=True, notice=f"Передано: {target.name}", wrote_outbox=True)
+
+    async def reject(
+        self, actor: StaffActor, appeal_id: int, reason_code: str, argument: str = ""
+    ) -> Outcome:
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) not in ACTIONABLE:
+                return Outcome(ok=False, notice="Обращение уже закрыто.")
+            if reason_code not in texts.REJECT_REASONS:
+                return Outcome(ok=False, notice=DENIED)
+            if reason_code == "duplicate" and not argument:
+                return Outcome(
+                    ok=True,
+                    appeal_id=appeal.id,
+                    prompt=f"№ {appeal.number}: ответьте на это сообщение номером исходного "
+                    "обращения (например, 2026-000012).",
+                    prompt_purpose="reject_duplicate",
+                )
+            if reason_code == "other" and not argument:
+                return Outcome(
+                    ok=True,
+                    appeal_id=appeal.id,
+                    prompt=f"№ {appeal.number}: ответьте на это сообщение причиной отклонения — "
+                    "её увидит житель.",
+                    prompt_purpose="reject_other",
+                )
+            if reason_code == "duplicate":
+                original_number = normalize_number(argument)
+                original = await uow.appeals.by_number(original_number) if original_number else None
+                if original is None or original.id == appeal.id:
+                    return Outcome(
+                        ok=False,
+                        notice="Не нашёл такого обращения. Ответьте номером вида 2026-000012.",
+                    )
+                reason = texts.REJECT_REASONS["duplicate"].format(original=original.number)
+            elif reason_code == "other":
+                reason = argument.strip()[:400]
+            else:
+                reason = texts.REJECT_REASONS[reason_code]
+            appeal.status = Status.REJECTED.value
+            appeal.reject_reason = reason
+            appeal.closed_at = utcnow()
+            await uow.appeals.add_event(appeal.id, "rejected", actor.name, reason)
+            await notify.to_resident(uow, appeal, texts.rejected(appeal.number, reason))
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            return Outcome(ok=True, notice="Обращение отклонено.", wrote_outbox=True)
+
+    async def resolve(self, actor: StaffActor, appeal_id: int) -> Outcome:
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) not in ACTIONABLE:
+                return Outcome(ok=False, notice="Обращение уже закрыто.")
+            if appeal.taken_by_id is None:
+                self._take(appeal, actor)
+            appeal.status = Status.RESOLVED.value
+            appeal.resolved_at = utcnow()
+            appeal.first_answer_at = appeal.first_answer_at or appeal.resolved_at
+            await uow.appeals.add_event(appeal.id, "resolved", actor.name)
+            with_photo = await uow.appeals.count_photos(appeal.id, "solution") > 0
+            await notify.to_resident(
+                uow,
+                appeal,
+                texts.solved(appeal.number, with_photo),
+                notify.feedback_keyboard(appeal.id),
+            )
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            hint = "" if with_photo else " Фото решения не приложено."
+            return Outcome(ok=True, notice="Отмечено как решённое." + hint, wrote_outbox=True)
+
+    async def answer(self, actor: StaffActor, appeal_id: int, text: str) -> Outcome:
+        """A staff member's reply to the card, sent to the resident without the staff name."""
+        text = text.strip()
+        if not text:
+            return Outcome(ok=False, notice="Пустой ответ не отправлен.")
+        if len(text) > texts.MAX_ANSWER:
+            return Outcome(
+                ok=False,
+                notice=f"Ответ длиннее {texts.MAX_ANSWER} символов — сократите и пришлите снова.",
+            )
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) is Status.REJECTED:
+                return Outcome(ok=False, notice="Обращение отклонено — ответ не отправлен.")
+            self._answered(appeal, actor)
+            await uow.appeals.add_event(appeal.id, "answer", actor.name)
+            await notify.to_resident(uow, appeal, texts.answer(appeal.number, text))
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            return Outcome(
+                ok=True, notice=f"✉️ Ответ по № {appeal.number} отправлен жителю.", wrote_outbox=True
+            )
+
+    def _answered(self, appeal: Appeal, actor: StaffActor) -> None:
+        appeal.first_answer_at = appeal.first_answer_at or utcnow()
+        if Status(appeal.status) in (Status.NEW, Status.REOPENED):
+            self._take(appeal, actor)
+
+    async def solution_photo(
+        self, actor: StaffActor, appeal_id: int, photo: PhotoRef, caption: str
+    ) -> Outcome:
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) is Status.REJECTED:
+                return Outcome(ok=False, notice="Обращение отклонено — фото не отправлено.")
+            caption = caption.strip()[:900]
+            self._answered(appeal, actor)
+            await uow.appeals.add_photo(appeal.id, "solution", photo.platform, photo.ref)
+            await uow.appeals.add_event(appeal.id, "solution_photo", actor.name)
+            await notify.to_resident(
+                uow, appeal, texts.solution_photo(appeal.number, caption), photo=photo
+            )
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            return Outcome(
+                ok=True,
+                notice=f"🖼 Фото решения по № {appeal.number} отправлено жителю.",
+                wrote_outbox=True,
+                appeal_id=appeal.id,
+            )
+
+    async def register_prompt(
+        self, appeal_id: int, chat_id: int, message_id: int, purpose: str
+    ) -> None:
+        async with self.db.uow() as uow:
+            await uow.cards.add(appeal_id, chat_id, message_id, purpose)
+            await uow.commit()
+
+    async def find_card(self, chat_id: int, message_id: int) -> tuple[int, str, bool] | None:
+        """Which appeal a staff chat message belongs to: (appeal id, purpose, still live)."""
+        async with self.db.uow() as uow:
+            card = await uow.cards.find(chat_id, message_id)
+            if card is None:
+                return None
+            return card.appeal_id, card.purpose, card.active
+
+    async def resident_feedback(self, who: ResidentRef, appeal_id: int, solved: bool) -> str:
+        """«Проблема решена» / «Не решена» from the resident; returns what to tell them."""
+        async with self.db.uow() as uow:
+            appeal = await uow.appeals.get(appeal_id)
+            resident = await uow.residents.find(who.platform.value, who.user_id)
+            if appeal is None or resident is None or appeal.resident_id != resident.id:
+                return "Эта кнопка недоступна."
+            if Status(appeal.status) is not Status.RESOLVED:
+                return (
+                    f"Обращение № {appeal.number} сейчас: "
+                    + texts.STATUS_FOR_RESIDENT[Status(appeal.status)]
+                    + "."
+                )
+            department = await uow.catalog.department(appeal.department_id)
+            if solved:
+                appeal.status = Status.CLOSED.value
+                appeal.closed_at = utcnow()
+                await uow.appeals.add_event(appeal.id, "confirmed")
+                await notify.refresh_cards(uow, appeal)
+                reply = texts.thanks_confirmed(appeal.number)
+            else:
+                appeal.status = Status.REOPENED.value
+                appeal.reopened_count += 1
+                appeal.resolved_at = None
+                await uow.appeals.add_event(appeal.id, "reopened")
+                await notify.close_cards(uow, appeal, "🔁 Возобновлено — см. новую карточку ниже")
+                await notify.post_card(
+                    uow, self.config, appeal, note="🔁 Житель сообщил: проблема НЕ решена"
+                )
+                dept_name = department.name if department else "отдел"
+                await notify.to_coordinators(
+                    uow,
+                    self.config,
+                    texts.reopened_for_coordinators(appeal.number, dept_name),
+                    appeal,
+                )
+                reply = texts.reopened_for_resident(appeal.number)
+            await uow.commit()
+            return reply

@@ -1,0 +1,126 @@
+"""The appeal's card in a staff chat: text and buttons, rendered from the database each time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core import texts
+from bot.core.config import CoreConfig
+from bot.core.model import Button, Keyboard, Status, inline
+from storage.models import Appeal, AppealEvent
+from storage.uow import UnitOfWork
+
+TELEGRAM_TEXT_LIMIT = 4096
+HISTORY_LINES = 8
+
+EVENT_TITLES = {
+    "created": "принято",
+    "unbound": "отдел без группы — передано координаторам",
+    "taken": "взято в работу",
+    "answer": "ответ жителю",
+    "solution_photo": "фото решения",
+    "transferred": "передано",
+    "resolved": "отмечено «Решено»",
+    "rejected": "отклонено",
+    "confirmed": "житель подтвердил решение",
+    "reopened": "житель: не решено — возобновлено",
+    "unreachable": "житель недоступен: заблокировал бота",
+}
+PLATFORM_TITLES = {"telegram": "Telegram", "vk": "VK"}
+
+
+@dataclass(frozen=True)
+class Card:
+    text: str
+    keyboard: Keyboard | None
+
+
+def map_link(latitude: float, longitude: float) -> str:
+    return f"https://yandex.ru/maps/?pt={longitude:.6f},{latitude:.6f}&z=17&l=map"
+
+
+def status_keyboard(appeal: Appeal) -> Keyboard | None:
+    status = Status(appeal.status)
+    take = Button("🛠 Взять в работу", f"s:take:{appeal.id}")
+    transfer = Button("↪️ Передать", f"s:transfer:{appeal.id}")
+    reject = Button("⛔ Отклонить", f"s:reject:{appeal.id}")
+    resolve = Button("✅ Решено", f"s:resolve:{appeal.id}")
+    if status in (Status.NEW, Status.REOPENED):
+        return inline([take], [transfer, reject], [resolve])
+    if status is Status.IN_WORK:
+        return inline([transfer, reject], [resolve])
+    return None
+
+
+def event_line(event: AppealEvent, config: CoreConfig) -> str:
+    when = config.local(event.at).strftime("%d.%m %H:%M")
+    title = EVENT_TITLES.get(event.kind, event.kind)
+    parts = [title]
+    if event.detail:
+        parts.append(event.detail)
+    if event.actor:
+        parts.append(f"({event.actor})")
+    return f"{when} — " + " ".join(parts)
+
+
+async def render_card(
+    uow: UnitOfWork, appeal: Appeal, config: CoreConfig, note: str = "", frozen: bool = False
+) -> Card:
+    """The card's text and buttons; a frozen card (moved elsewhere) has neither buttons nor hint."""
+    category = await uow.catalog.category(appeal.category_id)
+    department = await uow.catalog.department(appeal.department_id)
+    resident = await uow.residents.get(appeal.resident_id)
+    events = await uow.appeals.events(appeal.id)
+    photos = await uow.appeals.count_photos(appeal.id, "resident")
+    solutions = await uow.appeals.count_photos(appeal.id, "solution")
+    status = Status(appeal.status)
+
+    header = [f"📌 Обращение № {appeal.number}"]
+    if note:
+        header.insert(0, note)
+    cat = f"{category.emoji} {category.title}".strip() if category else "?"
+    header.append(f"{cat} → {department.name if department else '?'}")
+    status_line = f"Статус: {texts.STATUS_TITLES[status]}"
+    if appeal.taken_by_name and status in (Status.IN_WORK, Status.RESOLVED, Status.CLOSED):
+        status_line += f" — {appeal.taken_by_name}"
+    header.append(status_line)
+    if status is Status.REJECTED and appeal.reject_reason:
+        header.append(f"Причина: {appeal.reject_reason}")
+    header.append(f"Срок ответа: до {config.format_moment(appeal.deadline_at)}")
+    who = resident.first_name if resident and resident.first_name else "житель"
+    source = PLATFORM_TITLES.get(appeal.platform, appeal.platform)
+    contact = f" · 📞 {appeal.phone}" if appeal.phone else ""
+    header.append(f"Источник: {source} · {who}{contact}")
+    if resident and resident.unreachable:
+        header.append("⚠️ Житель недоступен (заблокировал бота): уведомления не доставляются")
+
+    place: list[str] = []
+    if appeal.address:
+        place.append(f"📍 Адрес: {appeal.address}")
+    if appeal.latitude is not None and appeal.longitude is not None:
+        place.append(
+            f"🗺 Геометка: {appeal.latitude:.5f}, {appeal.longitude:.5f} — "
+            f"{map_link(appeal.latitude, appeal.longitude)}"
+        )
+    if photos:
+        place.append(f"📷 Фото жителя: {photos}")
+    if solutions:
+        place.append(f"🖼 Фото решения: {solutions}")
+
+    history = [event_line(e, config) for e in events[-HISTORY_LINES:]]
+    footer = []
+    keyboard = None if frozen else status_keyboard(appeal)
+    if keyboard is not None:
+        footer.append(
+            "↩️ Ответьте на эту карточку текстом — ответ уйдёт жителю; фото — как фото решения."
+        )
+    before = "\n".join(header) + "\n\n"
+    after = "\n\n" + "\n".join(place) if place else ""
+    after += "\n\nИстория:\n" + "\n".join(history)
+    if footer:
+        after += "\n\n" + "\n".join(footer)
+    room = TELEGRAM_TEXT_LIMIT - len(before) - len(after)
+    description = appeal.description
+    if len(description) > room:
+        description = description[: max(room - 1, 0)] + "…"
+    return Card(text=before + description + after, keyboard=keyboard)

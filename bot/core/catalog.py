@@ -1,0 +1,82 @@
+"""The categories file: departments and categories an operator edits by hand."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bot.core.durations import parse_duration
+
+
+@dataclass(frozen=True)
+class DepartmentSpec:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    code: str
+    title: str
+    department: str
+    emoji: str = ""
+    answer_deadline: timedelta | None = None
+    regional: bool = False
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Catalog:
+    departments: list[DepartmentSpec]
+    categories: list[CategorySpec]
+
+
+class CatalogError(ValueError):
+    pass
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the file; every problem names the entry at fault."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
+    departments: list[DepartmentSpec] = []
+    for index, item in enumerate(raw.get("department", [])):
+        code, name = item.get("code"), item.get("name")
+        if not code or not name:
+            raise CatalogError(f"{path}: department #{index + 1} needs code and name")
+        departments.append(DepartmentSpec(code=str(code), name=str(name)))
+    known = {d.code for d in departments}
+    if len(known) != len(departments):
+        raise CatalogError(f"{path}: department codes must be unique")
+    categories: list[CategorySpec] = []
+    for index, item in enumerate(raw.get("category", [])):
+        code, title, department = item.get("code"), item.get("title"), item.get("department")
+        if not code or not title or not department:
+            raise CatalogError(f"{path}: category #{index + 1} needs code, title and department")
+        if department not in known:
+            raise CatalogError(f"{path}: category {code!r} names unknown department {department!r}")
+        deadline = item.get("answer_deadline")
+        try:
+            parsed = parse_duration(deadline) if deadline is not None else None
+        except ValueError as exc:
+            raise CatalogError(f"{path}: category {code!r}: {exc}") from exc
+        categories.append(
+            CategorySpec(
+                code=str(code),
+                title=str(title),
+                department=str(department),
+                emoji=str(item.get("emoji", "")),
+                answer_deadline=parsed,
+                regional=bool(item.get("regional", False)),
+                position=index,
+            )
+        )
+    if not categories:
+        raise CatalogError(f"{path}: no categories")
+    if len({c.code for c in categories}) != len(categories):
+        raise CatalogError(f"{path}: category codes must be unique")
+    return Catalog(departments=departments, categories=categories)

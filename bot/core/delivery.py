@@ -1,0 +1,233 @@
+"""The outbox worker: delivers queued messages in order per chat, within platform limits.
+
+A message is marked sent only after the platform accepted it, so a crash between the two
+repeats at most that one message and never loses it. No database transaction is held open
+while talking to the platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from bot.core import notify
+from bot.core.cards import render_card
+from bot.core.config import CoreConfig
+from bot.core.model import Keyboard
+from bot.core.ports import (
+    ChatMoved,
+    PermanentError,
+    PhotoRef,
+    RecipientGone,
+    RetryAfter,
+    Sender,
+)
+from bot.core.ratelimit import RateLimiter
+from storage.models import OutboxMessage
+from storage.uow import Database, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(minutes=10)
+BATCH = 500
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=2 ** min(attempts, 12)), MAX_BACKOFF)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        config: CoreConfig,
+        senders: Mapping[str, Sender],
+        limiters: Mapping[str, RateLimiter],
+        concurrency: int = 16,
+        idle_interval: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.senders = senders
+        self.limiters = limiters
+        self.concurrency = concurrency
+        self.idle_interval = idle_interval
+        self._wake = asyncio.Event()
+        self._busy_chats: set[tuple[str, str]] = set()
+
+    def wake(self) -> None:
+        """Called after a commit that queued messages, so they go out at once."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("outbox worker started")
+        while not stop.is_set():
+            try:
+                sent, wait = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed; retrying")
+                sent, wait = 0, self.idle_interval
+            if sent:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, self.idle_interval))
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> tuple[int, float]:
+        """One pass: the first pending message of each chat that may be sent now.
+
+        Returns how many were attempted and how long until something may be due.
+        """
+        async with self.db.uow() as uow:
+            pending = await uow.outbox.pending(BATCH)
+        now = utcnow()
+        seen: set[tuple[str, str]] = set()
+        due: list[OutboxMessage] = []
+        wait = self.idle_interval
+        for item in pending:
+            chat = (item.platform, item.chat_id)
+            if chat in seen:
+                continue  # keep order within a chat: only its oldest pending message
+            seen.add(chat)
+            if chat in self._busy_chats or item.platform not in self.senders:
+                continue
+            if item.next_attempt_at > now:
+                wait = min(wait, (item.next_attempt_at - now).total_seconds())
+                continue
+            limiter_wait = self.limiters[item.platform].wait_time(item.chat_id, _weight(item))
+            if limiter_wait > 0:
+                wait = min(wait, limiter_wait)
+                continue
+            due.append(item)
+            if len(due) >= self.concurrency:
+                break
+        for item in due:
+            self.limiters[item.platform].record(item.chat_id, _weight(item))
+        await asyncio.gather(*(self._deliver_guarded(item) for item in due))
+        return len(due), max(wait, 0.01)
+
+    async def _deliver_guarded(self, item: OutboxMessage) -> None:
+        chat = (item.platform, item.chat_id)
+        self._busy_chats.add(chat)
+        try:
+            await self._deliver(item)
+        finally:
+            self._busy_chats.discard(chat)
+
+    async def _deliver(self, item: OutboxMessage) -> None:
+        sender = self.senders[item.platform]
+        limiter = self.limiters[item.platform]
+        try:
+            recorded = await self._send(sender, item)
+        except RetryAfter as exc:
+            limiter.block(item.chat_id, exc.seconds)
+            await self._reschedule(item, timedelta(seconds=exc.seconds), str(exc))
+        except RecipientGone as exc:
+            await self._recipient_gone(item, str(exc))
+        except ChatMoved as exc:
+            async with self.db.uow() as uow:
+                await uow.catalog.migrate_chat(int(item.chat_id), exc.new_chat_id)
+                await uow.commit()
+            log.info("chat %s became %s; binding moved", item.chat_id, exc.new_chat_id)
+        except PermanentError as exc:
+            log.error("outbox %s (%s) refused: %s", item.id, item.kind, exc)
+            async with self.db.uow() as uow:
+                await uow.outbox.mark_failed(item.id, str(exc))
+                await uow.commit()
+        except Exception as exc:  # network trouble, 5xx: try again later
+            delay = backoff(item.attempts)
+            log.warning("outbox %s: %s; retry in %ss", item.id, exc.__class__.__name__, delay)
+            await self._reschedule(item, delay, f"{exc.__class__.__name__}: {exc}")
+        else:
+            async with self.db.uow() as uow:
+                for chat_id, message_id, purpose in recorded:
+                    if item.appeal_id is not None:
+                        await uow.cards.add(item.appeal_id, chat_id, message_id, purpose)
+                await uow.outbox.mark_sent(item.id)
+                await uow.commit()
+
+    async def _reschedule(self, item: OutboxMessage, delay: timedelta, error: str) -> None:
+        async with self.db.uow() as uow:
+            await uow.outbox.reschedule(item.id, delay, error)
+            await uow.commit()
+
+    async def _recipient_gone(self, item: OutboxMessage, error: str) -> None:
+        async with self.db.uow() as uow:
+            resident = await uow.residents.by_chat(item.platform, item.chat_id)
+            await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
+            if resident is not None and not resident.unreachable:
+                resident.unreachable = True
+                appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
+                if appeal is not None:
+                    await uow.appeals.add_event(appeal.id, "unreachable")
+                    await notify.refresh_cards(uow, appeal)
+                log.info("resident chat %s:%s unreachable", item.platform, item.chat_id)
+            elif resident is None:
+                log.error("staff chat %s refused delivery: %s", item.chat_id, error)
+            await uow.commit()
+        self.wake()
+
+    async def _send(self, sender: Sender, item: OutboxMessage) -> list[tuple[int, int, str]]:
+        """Send one outbox message; returns the staff-chat messages to remember."""
+        payload: dict[str, Any] = item.payload or {}
+        chat = item.chat_id
+        if item.kind == "text":
+            keyboard = _keyboard(payload.get("keyboard"))
+            await sender.send_text(chat, str(payload["text"]), keyboard)
+            return []
+        if item.kind == "photo":
+            photo = PhotoRef(**payload["photo"])
+            await sender.send_photos(chat, [photo], str(payload.get("text") or ""))
+            return []
+        async with self.db.uow() as uow:
+            appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
+            if appeal is None:
+                raise PermanentError(f"appeal {item.appeal_id} not found")
+            photos = [
+                PhotoRef(p.platform, p.file_ref)
+                for p in await uow.appeals.photos(appeal.id, "resident")
+            ]
+            card = await render_card(uow, appeal, self.config, str(payload.get("note") or ""))
+            live = [c for c in await uow.cards.active_cards(appeal.id) if str(c.chat_id) == chat]
+            location = (appeal.latitude, appeal.longitude)
+            number = appeal.number
+        if item.kind == "card_media":
+            caption = f"📷 Фото к обращению № {number}"
+            ids = await sender.send_photos(chat, photos, caption)
+            return [(int(chat), message_id, "media") for message_id in ids]
+        if item.kind == "card_location":
+            if location[0] is None or location[1] is None:
+                return []
+            message_id = await sender.send_location(chat, location[0], location[1])
+            return [(int(chat), message_id, "location")]
+        if item.kind == "card_post":
+            message_id = await sender.send_text(chat, card.text, card.keyboard)
+            return [(int(chat), message_id, "card")]
+        if item.kind == "card_refresh":
+            for live_card in live:
+                await sender.edit_text(chat, live_card.message_id, card.text, card.keyboard)
+            return []
+        if item.kind == "card_close":
+            note = str(payload.get("note") or "")
+            async with self.db.uow() as uow:
+                appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
+                assert appeal is not None
+                frozen = await render_card(uow, appeal, self.config, note, frozen=True)
+            await sender.edit_text(chat, int(payload["message_id"]), frozen.text, None)
+            return []
+        raise PermanentError(f"unknown outbox kind {item.kind!r}")
+
+
+def _keyboard(raw: Any) -> Keyboard | None:
+    return Keyboard.from_dict(raw) if isinstance(raw, dict) else None
+
+
+def _weight(item: OutboxMessage) -> int:
+    if item.kind == "card_media":
+        return 2  # an album counts as several messages toward the group limit
+    return 1

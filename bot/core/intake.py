@@ -1,0 +1,475 @@
+"""The resident's conversation: category → description → address → photos → phone → confirm.
+
+One flow for every platform. The draft lives in the database, so a restart mid-conversation
+continues where the resident stopped, and any input at any step gets an answer that says what
+is expected while the draft stays as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core import texts
+from bot.core.appeals import submit
+from bot.core.config import CoreConfig
+from bot.core.model import (
+    Button,
+    InputKind,
+    IntakeInput,
+    Keyboard,
+    Reply,
+    ResidentRef,
+    Status,
+    Step,
+    inline,
+)
+from storage.models import Category
+from storage.uow import Database, UnitOfWork
+
+MENU = Keyboard(rows=((Button(texts.MENU_NEW), Button(texts.MENU_MY)),), inline=False)
+ADDRESS_KEYBOARD = Keyboard(
+    rows=((Button(texts.SEND_LOCATION, request="location"),),), inline=False
+)
+PHOTOS_KEYBOARD = Keyboard(rows=((Button(texts.DONE), Button(texts.SKIP)),), inline=False)
+PHONE_KEYBOARD = Keyboard(
+    rows=((Button(texts.SEND_CONTACT, request="contact"),), (Button(texts.SKIP),)), inline=False
+)
+EDIT_FIELDS = (
+    ("category", "Категорию"),
+    ("description", "Описание"),
+    ("address", "Адрес"),
+    ("photos", "Фото"),
+    ("phone", "Телефон"),
+)
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+MY_LIMIT = 10
+
+
+@dataclass
+class IntakeResult:
+    replies: list[Reply] = field(default_factory=list)
+    submitted_number: str | None = None
+
+    @property
+    def wrote_outbox(self) -> bool:
+        return self.submitted_number is not None
+
+
+def _letters(text: str) -> int:
+    return len(_LETTER.findall(text))
+
+
+def normalize_phone(text: str) -> str | None:
+    digits = re.sub(r"\D", "", text)
+    if not re.fullmatch(r"[+\d\s()\-.]{10,25}", text.strip()) or not 10 <= len(digits) <= 15:
+        return None
+    if len(digits) == 11 and digits.startswith("8"):
+        digits = "7" + digits[1:]
+    elif len(digits) == 10:
+        digits = "7" + digits
+    return "+" + digits
+
+
+class IntakeService:
+    def __init__(self, db: Database, config: CoreConfig) -> None:
+        self.db = db
+        self.config = config
+
+    # Entry points -------------------------------------------------------------------------
+
+    async def start(self, who: ResidentRef) -> IntakeResult:
+        """/start: greet, show the menu, and offer to continue or begin an appeal."""
+        result = await self.new_appeal(who)
+        result.replies.insert(0, Reply(texts.WELCOME, MENU))
+        return result
+
+    async def help(self) -> IntakeResult:
+        return IntakeResult([Reply(texts.HELP, MENU)])
+
+    async def new_appeal(self, who: ResidentRef) -> IntakeResult:
+        async with self.db.uow() as uow:
+            draft = await uow.drafts.get(who.platform.value, who.user_id)
+            if draft is not None and draft.step not in (Step.CATEGORY, Step.RESUME):
+                data = dict(draft.data)
+                data["resume_to"] = draft.step
+                await uow.drafts.save(who.platform.value, who.user_id, Step.RESUME, data)
+                await uow.commit()
+                return IntakeResult(await self._prompt(uow, Step.RESUME, data))
+            if draft is not None and draft.step == Step.RESUME:
+                return IntakeResult(await self._prompt(uow, Step.RESUME, draft.data))
+            data = {"photos": []}
+            await uow.drafts.save(who.platform.value, who.user_id, Step.CATEGORY, data)
+            await uow.commit()
+            return IntakeResult(await self._prompt(uow, Step.CATEGORY, data))
+
+    async def cancel(self, who: ResidentRef) -> IntakeResult:
+        async with self.db.uow() as uow:
+            draft = await uow.drafts.get(who.platform.value, who.user_id)
+            if draft is None:
+                return IntakeResult([Reply(texts.NOTHING_TO_CANCEL, MENU)])
+            await uow.drafts.delete(who.platform.value, who.user_id)
+            await uow.commit()
+            return IntakeResult([Reply(texts.CANCELLED, MENU)])
+
+    async def my_appeals(self, who: ResidentRef) -> IntakeResult:
+        async with self.db.uow() as uow:
+            resident = await uow.residents.find(who.platform.value, who.user_id)
+            appeals = await uow.appeals.of_resident(resident.id, MY_LIMIT) if resident else []
+            if not appeals:
+                return IntakeResult([Reply(texts.MY_EMPTY, MENU)])
+            lines = [texts.MY_HEADER.format(count=len(appeals))]
+            for appeal in appeals:
+                category = await uow.catalog.category(appeal.category_id)
+                title = category.title if category else ""
+                status = texts.STATUS_FOR_RESIDENT[Status(appeal.status)]
+                created = self.config.local(appeal.created_at).strftime("%d.%m.%Y")
+                lines.append(f"• № {appeal.number} от {created} — {title}: {status}")
+            return IntakeResult([Reply("\n".join(lines), MENU)])
+
+    async def handle(self, who: ResidentRef, given: IntakeInput) -> IntakeResult:
+        """Any other message or intake button from the resident."""
+        if given.kind is InputKind.TEXT and given.text.strip() == texts.MENU_NEW:
+            return await self.new_appeal(who)
+        if given.kind is InputKind.TEXT and given.text.strip() == texts.MENU_MY:
+            return await self.my_appeals(who)
+        async with self.db.uow() as uow:
+            draft = await uow.drafts.get(who.platform.value, who.user_id)
+            if draft is None:
+                return self._idle(given)
+            step, data = Step(draft.step), dict(draft.data)
+            data.setdefault("photos", [])
+            if given.kind is InputKind.ACTION:
+                parts = given.action.split(":", 2)
+                if len(parts) != 3 or parts[0] != "i" or parts[1] != step.value:
+                    replies = [Reply(texts.STALE_BUTTON), *await self._prompt(uow, step, data)]
+                    return IntakeResult(replies)
+            album = given.album_id
+            silent = album is not None and album == data.get("album")
+            if album is not None:
+                data["album"] = album
+            outcome = await self._step(uow, who, step, data, given)
+            if outcome.submitted_number is None and outcome.next_step is not None:
+                await uow.drafts.save(who.platform.value, who.user_id, outcome.next_step, data)
+            elif outcome.submitted_number is None and outcome.changed:
+                await uow.drafts.save(who.platform.value, who.user_id, step, data)
+            await uow.commit()
+            replies = outcome.replies
+            if outcome.next_step is not None:
+                replies = replies + await self._prompt(uow, outcome.next_step, data)
+            if silent and outcome.next_step is None:
+                replies = []  # the rest of an album: the first photo was answered already
+            return IntakeResult(replies, outcome.submitted_number)
+
+    # Steps --------------------------------------------------------------------------------
+
+    def _idle(self, given: IntakeInput) -> IntakeResult:
+        if given.kind is InputKind.ACTION and given.action.startswith("i:confirm:"):
+            return IntakeResult([Reply(texts.ALREADY_SENT, MENU)])
+        if given.kind is InputKind.ACTION:
+            return IntakeResult([Reply(texts.NO_DRAFT, MENU)])
+        return IntakeResult([Reply(texts.IDLE, MENU)])
+
+    async def _step(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        step: Step,
+        data: dict[str, Any],
+        given: IntakeInput,
+    ) -> _StepOutcome:
+        if given.kind is InputKind.UNSUPPORTED:
+            said = texts.UNSUPPORTED.get(given.unsupported, texts.UNSUPPORTED_DEFAULT)
+            if given.unsupported == "image_document":
+                said = texts.PHOTO_AS_FILE
+            return _StepOutcome([Reply(f"{said} {texts.EXPECTED_AT_STEP[step.value]}")])
+        value = given.action.split(":", 2)[2] if given.kind is InputKind.ACTION else ""
+        handler = {
+            Step.CATEGORY: self._category,
+            Step.DESCRIPTION: self._description,
+            Step.ADDRESS: self._address,
+            Step.PHOTOS: self._photos,
+            Step.PHONE: self._phone,
+            Step.CONFIRM: self._confirm,
+            Step.EDIT: self._edit,
+            Step.RESUME: self._resume,
+        }[step]
+        return await handler(uow, who, data, given, value)
+
+    def _after(self, data: dict[str, Any], natural_next: Step) -> Step:
+        """Where a finished step leads: on, or back to the summary when editing."""
+        if data.pop("editing", False):
+            return Step.CONFIRM
+        return natural_next
+
+    def _keep_photo(self, data: dict[str, Any], given: IntakeInput, step: Step) -> _StepOutcome:
+        """A photo sent early is kept for the photo step rather than thrown away."""
+        room = texts.MAX_PHOTOS - len(data["photos"])
+        data["photos"] = data["photos"] + list(given.photo_refs[:room])
+        said = "Фото сохранил — приложу к обращению. " + texts.EXPECTED_AT_STEP[step.value]
+        return _StepOutcome([Reply(said)], changed=True)
+
+    async def _category(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        categories = await uow.catalog.active_categories()
+        chosen: Category | None = None
+        if given.kind is InputKind.ACTION:
+            chosen = next((c for c in categories if c.code == value), None)
+        elif given.kind is InputKind.TEXT:
+            typed = given.text.strip().casefold()
+            chosen = next(
+                (
+                    c
+                    for c in categories
+                    if typed in (c.title.casefold(), f"{c.emoji} {c.title}".casefold())
+                ),
+                None,
+            )
+        elif given.kind is InputKind.PHOTO:
+            return self._keep_photo(data, given, Step.CATEGORY)
+        if chosen is None:
+            return _StepOutcome([Reply(texts.ASK_CATEGORY_AGAIN)], next_step=Step.CATEGORY)
+        data["category"] = chosen.code
+        return _StepOutcome(next_step=self._after(data, Step.DESCRIPTION))
+
+    async def _description(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        if given.kind is InputKind.PHOTO:
+            if given.text.strip():
+                given = IntakeInput(
+                    kind=InputKind.TEXT, text=given.text, photo_refs=given.photo_refs
+                )
+                outcome = await self._description(uow, who, data, given, value)
+                room = texts.MAX_PHOTOS - len(data["photos"])
+                data["photos"] = data["photos"] + list(given.photo_refs[:room])
+                outcome.changed = True
+                return outcome
+            return self._keep_photo(data, given, Step.DESCRIPTION)
+        if given.kind is not InputKind.TEXT:
+            return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["description"])])
+        text = given.text.strip()
+        if len(text) > texts.MAX_DESCRIPTION:
+            said = texts.DESCRIPTION_TOO_LONG.format(length=len(text), limit=texts.MAX_DESCRIPTION)
+            return _StepOutcome([Reply(said)])
+        if len(text) < texts.MIN_DESCRIPTION or _letters(text) < 5:
+            return _StepOutcome([Reply(texts.DESCRIPTION_TOO_SHORT)])
+        data["description"] = text
+        return _StepOutcome(next_step=self._after(data, Step.ADDRESS))
+
+    async def _address(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        if given.kind is InputKind.LOCATION and given.latitude is not None:
+            data["lat"], data["lon"] = given.latitude, given.longitude
+            data["address"] = None
+            return _StepOutcome(next_step=self._after(data, Step.PHOTOS))
+        if given.kind is InputKind.PHOTO:
+            return self._keep_photo(data, given, Step.ADDRESS)
+        if given.kind is not InputKind.TEXT:
+            return _StepOutcome([Reply(texts.ADDRESS_BAD)])
+        text = " ".join(given.text.split())
+        if not texts.MIN_ADDRESS <= len(text) <= texts.MAX_ADDRESS or _letters(text) < 2:
+            return _StepOutcome([Reply(texts.ADDRESS_BAD)])
+        data["address"] = text
+        data["lat"] = data["lon"] = None
+        return _StepOutcome(next_step=self._after(data, Step.PHOTOS))
+
+    async def _photos(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        if given.kind is InputKind.PHOTO:
+            room = texts.MAX_PHOTOS - len(data["photos"])
+            if room <= 0:
+                return _StepOutcome([Reply(texts.PHOTO_LIMIT)])
+            data["photos"] = data["photos"] + list(given.photo_refs[:room])
+            said = texts.PHOTO_ADDED if len(given.photo_refs) <= room else texts.PHOTO_LIMIT
+            return _StepOutcome([Reply(said)], changed=True)
+        if given.kind is InputKind.TEXT and given.text.strip() in (texts.DONE, texts.SKIP):
+            if given.text.strip() == texts.SKIP:
+                data["photos"] = []
+            return _StepOutcome(next_step=self._after(data, Step.PHONE))
+        return _StepOutcome([Reply(texts.PHOTOS_EXPECTED, PHOTOS_KEYBOARD)])
+
+    async def _phone(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        if given.kind is InputKind.CONTACT:
+            phone = normalize_phone(given.phone or "")
+            if not given.own_contact:
+                return _StepOutcome([Reply(texts.FOREIGN_CONTACT)])
+            if phone is None:
+                return _StepOutcome([Reply(texts.PHONE_BAD)])
+            data["phone"] = phone
+            return _StepOutcome(next_step=self._after(data, Step.CONFIRM))
+        if given.kind is InputKind.TEXT:
+            if given.text.strip() == texts.SKIP:
+                data["phone"] = None
+                return _StepOutcome(next_step=self._after(data, Step.CONFIRM))
+            phone = normalize_phone(given.text)
+            if phone is None:
+                return _StepOutcome([Reply(texts.PHONE_BAD, PHONE_KEYBOARD)])
+            data["phone"] = phone
+            return _StepOutcome(next_step=self._after(data, Step.CONFIRM))
+        return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["phone"], PHONE_KEYBOARD)])
+
+    async def _confirm(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        if given.kind is not InputKind.ACTION:
+            return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["confirm"])], next_step=Step.CONFIRM)
+        if value == "submit":
+            if await uow.catalog.category_by_code(str(data.get("category"))) is None:
+                data.pop("category", None)
+                data["editing"] = True
+                said = "Эта категория больше недоступна — выберите другую."
+                return _StepOutcome([Reply(said)], next_step=Step.CATEGORY)
+            appeal = await submit(uow, self.config, who, data)
+            await uow.drafts.delete(who.platform.value, who.user_id)
+            return _StepOutcome(submitted_number=appeal.number)
+        if value == "edit":
+            return _StepOutcome(next_step=Step.EDIT)
+        if value == "cancel":
+            await uow.drafts.delete(who.platform.value, who.user_id)
+            return _StepOutcome([Reply(texts.CANCELLED, MENU)], submitted_number=None, deleted=True)
+        return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["confirm"])], next_step=Step.CONFIRM)
+
+    async def _edit(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        targets = {
+            "category": Step.CATEGORY,
+            "description": Step.DESCRIPTION,
+            "address": Step.ADDRESS,
+            "photos": Step.PHOTOS,
+            "phone": Step.PHONE,
+        }
+        if given.kind is InputKind.ACTION and value == "back":
+            return _StepOutcome(next_step=Step.CONFIRM)
+        if given.kind is InputKind.ACTION and value in targets:
+            data["editing"] = True
+            if value == "photos":
+                data["photos"] = []
+            return _StepOutcome(next_step=targets[value])
+        return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["edit"])], next_step=Step.EDIT)
+
+    async def _resume(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        if given.kind is InputKind.ACTION and value == "continue":
+            return _StepOutcome(next_step=Step(data.pop("resume_to", Step.CATEGORY)))
+        if given.kind is InputKind.ACTION and value == "restart":
+            data.clear()
+            data["photos"] = []
+            return _StepOutcome(next_step=Step.CATEGORY)
+        return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["resume"])], next_step=Step.RESUME)
+
+    # Prompts ------------------------------------------------------------------------------
+
+    async def _prompt(self, uow: UnitOfWork, step: Step, data: dict[str, Any]) -> list[Reply]:
+        if step is Step.CATEGORY:
+            categories = await uow.catalog.active_categories()
+            buttons = [
+                Button(f"{c.emoji} {c.title}".strip(), f"i:category:{c.code}") for c in categories
+            ]
+            rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+            return [Reply(texts.ASK_CATEGORY, inline(*rows))]
+        if step is Step.DESCRIPTION:
+            return [Reply(texts.ASK_DESCRIPTION)]
+        if step is Step.ADDRESS:
+            return [Reply(texts.ASK_ADDRESS, ADDRESS_KEYBOARD)]
+        if step is Step.PHOTOS:
+            have = len(data.get("photos", []))
+            extra = f" Уже приложено: {have}." if have else ""
+            return [Reply(texts.ASK_PHOTOS + extra, PHOTOS_KEYBOARD)]
+        if step is Step.PHONE:
+            return [Reply(texts.ASK_PHONE, PHONE_KEYBOARD)]
+        if step is Step.CONFIRM:
+            summary = await self._summary(uow, data)
+            buttons = inline(
+                [Button("✅ Отправить", "i:confirm:submit")],
+                [Button("✏️ Изменить", "i:confirm:edit"), Button("✖️ Отмена", "i:confirm:cancel")],
+            )
+            return [Reply(texts.CONFIRM_INTRO, MENU), Reply(summary, buttons)]
+        if step is Step.EDIT:
+            rows = [[Button(title, f"i:edit:{code}")] for code, title in EDIT_FIELDS]
+            rows.append([Button("« Назад к обращению", "i:edit:back")])
+            return [Reply(texts.ASK_EDIT, inline(*rows))]
+        return [
+            Reply(
+                texts.RESUME,
+                inline(
+                    [
+                        Button("▶️ Продолжить", "i:resume:continue"),
+                        Button("🔄 Начать заново", "i:resume:restart"),
+                    ]
+                ),
+            )
+        ]
+
+    async def _summary(self, uow: UnitOfWork, data: dict[str, Any]) -> str:
+        category = await uow.catalog.category_by_code(str(data.get("category")))
+        title = f"{category.emoji} {category.title}".strip() if category else "—"
+        if data.get("lat") is not None:
+            place = f"геометка {data['lat']:.5f}, {data['lon']:.5f}"
+        else:
+            place = data.get("address") or "—"
+        phone = data.get("phone") or "не указан"
+        return (
+            f"Категория: {title}\n"
+            f"Описание: {data.get('description', '—')}\n"
+            f"Адрес: {place}\n"
+            f"Фото: {len(data.get('photos', []))}\n"
+            f"Телефон: {phone}"
+        )
+
+
+@dataclass
+class _StepOutcome:
+    replies: list[Reply] = field(default_factory=list)
+    next_step: Step | None = None
+    changed: bool = False
+    submitted_number: str | None = None
+    deleted: bool = False

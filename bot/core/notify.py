@@ -1,0 +1,101 @@
+"""Outgoing messages as outbox rows, written in the caller's transaction.
+
+Nothing here sends: the outbox worker delivers after the commit, so a crash between the change
+and the message loses neither.
+"""
+
+from __future__ import annotations
+
+from bot.core.config import CoreConfig
+from bot.core.model import Button, Keyboard, Platform, inline
+from bot.core.ports import PhotoRef
+from storage.models import Appeal
+from storage.uow import UnitOfWork
+
+# Staff chats (department groups, coordinators' private chats) are always in Telegram.
+STAFF_PLATFORM = Platform.TELEGRAM.value
+
+
+def feedback_keyboard(appeal_id: int) -> Keyboard:
+    return inline(
+        [
+            Button("👍 Проблема решена", f"f:{appeal_id}:yes"),
+            Button("👎 Не решена", f"f:{appeal_id}:no"),
+        ]
+    )
+
+
+async def to_resident(
+    uow: UnitOfWork,
+    appeal: Appeal,
+    text: str,
+    keyboard: Keyboard | None = None,
+    photo: PhotoRef | None = None,
+) -> None:
+    resident = await uow.residents.get(appeal.resident_id)
+    if resident is None:
+        return
+    payload: dict[str, object] = {"text": text}
+    if keyboard is not None:
+        payload["keyboard"] = keyboard.to_dict()
+    kind = "text"
+    if photo is not None:
+        kind = "photo"
+        payload["photo"] = {"platform": photo.platform, "ref": photo.ref}
+    await uow.outbox.add(resident.platform, resident.chat_id, kind, payload, appeal.id)
+
+
+async def to_coordinators(
+    uow: UnitOfWork, config: CoreConfig, text: str, appeal: Appeal | None = None
+) -> None:
+    for user_id in config.coordinator_ids:
+        await uow.outbox.add(
+            STAFF_PLATFORM, user_id, "text", {"text": text}, appeal.id if appeal else None
+        )
+
+
+async def staff_chats(uow: UnitOfWork, config: CoreConfig, appeal: Appeal) -> list[int]:
+    """Where the appeal's card lives: its department's group, or else every coordinator."""
+    department = await uow.catalog.department(appeal.department_id)
+    if department is not None and department.chat_id is not None:
+        return [department.chat_id]
+    return list(config.coordinator_ids)
+
+
+async def post_card(
+    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, note: str = ""
+) -> list[int]:
+    """Queue the card (and the resident's photos and pin before it) to the staff chats."""
+    chats = await staff_chats(uow, config, appeal)
+    department = await uow.catalog.department(appeal.department_id)
+    if department is not None and department.chat_id is None:
+        unbound = f"⚠️ Отдел «{department.name}» не привязан к группе: обращение у координаторов."
+        note = f"{note}\n{unbound}".strip()
+    has_photos = await uow.appeals.count_photos(appeal.id, "resident") > 0
+    for chat_id in chats:
+        if has_photos:
+            await uow.outbox.add(STAFF_PLATFORM, chat_id, "card_media", {}, appeal.id)
+        if appeal.latitude is not None and appeal.longitude is not None:
+            await uow.outbox.add(STAFF_PLATFORM, chat_id, "card_location", {}, appeal.id)
+        await uow.outbox.add(STAFF_PLATFORM, chat_id, "card_post", {"note": note}, appeal.id)
+    return chats
+
+
+async def refresh_cards(uow: UnitOfWork, appeal: Appeal) -> None:
+    """Queue an in-place edit of every live card; one pending edit per chat is enough."""
+    for card in await uow.cards.active_cards(appeal.id):
+        chat = str(card.chat_id)
+        if not await uow.outbox.has_pending(STAFF_PLATFORM, chat, "card_refresh", appeal.id):
+            await uow.outbox.add(STAFF_PLATFORM, chat, "card_refresh", {}, appeal.id)
+
+
+async def close_cards(uow: UnitOfWork, appeal: Appeal, note: str) -> None:
+    """Freeze the live cards (no buttons) with a note, e.g. after a transfer."""
+    for card in await uow.cards.deactivate(appeal.id):
+        await uow.outbox.add(
+            STAFF_PLATFORM,
+            card.chat_id,
+            "card_close",
+            {"message_id": card.message_id, "note": note},
+            appeal.id,
+        )

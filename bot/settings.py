@@ -1,0 +1,122 @@
+"""Settings from the environment and ``.env``; a bad value stops the bot with one clear line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.core.durations import parse_duration
+
+DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("categories.toml")
+
+# What each variable expects, for the one-line error message at start.
+EXPECTED = {
+    "BOT_TOKEN": "the bot token from @BotFather, like 123456:ABC-DEF…",
+    "TELEGRAM_API_URL": "an http(s) URL of a Bot API server, e.g. http://127.0.0.1:8081",
+    "DATABASE_URL": "an SQLAlchemy async URL: sqlite+aiosqlite:///data/priemnaya.db "
+    "or postgresql+asyncpg://user:pass@host/db",
+    "COORDINATOR_IDS": "comma-separated Telegram user ids, e.g. 12345,67890",
+    "TIMEZONE": "an IANA time zone name, e.g. Europe/Moscow",
+    "ANSWER_DEADLINE": "a duration in seconds (28800) or ISO 8601 (PT8H, P1D)",
+    "CATEGORIES_FILE": "a path to a readable TOML file with departments and categories",
+    "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: str = Field(min_length=1)
+    telegram_api_url: str | None = None
+    database_url: str = "sqlite+aiosqlite:///data/priemnaya.db"
+    coordinator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    timezone: str = "Europe/Moscow"
+    answer_deadline: timedelta = timedelta(hours=8)
+    categories_file: Path = DEFAULT_CATEGORIES_FILE
+    log_level: str = "INFO"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        value = value.strip()
+        if ":" not in value or " " in value:
+            raise ValueError("malformed token")
+        return value
+
+    @field_validator("telegram_api_url", mode="before")
+    @classmethod
+    def _api_url(cls, value: Any) -> str | None:
+        if value is None or str(value).strip() == "":
+            return None
+        text = str(value).strip().rstrip("/")
+        if not text.startswith(("http://", "https://")):
+            raise ValueError("not an http(s) URL")
+        return text
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("unsupported driver")
+        return value
+
+    @field_validator("coordinator_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> list[int]:
+        if isinstance(value, list):
+            return [int(v) for v in value]
+        items = [part.strip() for part in str(value or "").split(",") if part.strip()]
+        return [int(item) for item in items]
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+    @field_validator("answer_deadline", mode="before")
+    @classmethod
+    def _deadline(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("categories_file")
+    @classmethod
+    def _categories_file(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError("file not found")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("unknown level")
+        return value.upper()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class SettingsError(Exception):
+    """Raised with one human line per bad variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            given = "is required" if error["type"] == "missing" else "is malformed"
+            lines.append(f"Setting {name} {given}: expected {EXPECTED.get(name, 'a valid value')}")
+        raise SettingsError("\n".join(dict.fromkeys(lines))) from None

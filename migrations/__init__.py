@@ -1,0 +1,1 @@
+"""Alembic migrations (run automatically at start; ``alembic upgrade head`` works too)."""

@@ -1,0 +1,446 @@
+"""Unit of work: one session, the repositories on it, one commit at the end of a use case.
+
+Repositories never commit; the use case that changed things does, once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.core.catalog import Catalog
+from storage.models import (
+    Appeal,
+    AppealCounter,
+    AppealEvent,
+    AppealPhoto,
+    CardMessage,
+    Category,
+    Department,
+    Draft,
+    OutboxMessage,
+    Resident,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CatalogRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def sync(self, catalog: Catalog) -> None:
+        """Merge the categories file by code: idempotent, never deletes."""
+        departments = {d.code: d for d in (await self.session.scalars(select(Department)))}
+        for spec in catalog.departments:
+            dept = departments.get(spec.code)
+            if dept is None:
+                dept = Department(code=spec.code, name=spec.name, active=True)
+                self.session.add(dept)
+                departments[spec.code] = dept
+            else:
+                dept.name, dept.active = spec.name, True
+        listed = {d.code for d in catalog.departments}
+        for code, dept in departments.items():
+            if code not in listed:
+                dept.active = False
+        await self.session.flush()
+        categories = {c.code: c for c in (await self.session.scalars(select(Category)))}
+        for cspec in catalog.categories:
+            seconds = int(cspec.answer_deadline.total_seconds()) if cspec.answer_deadline else None
+            values = {
+                "title": cspec.title,
+                "emoji": cspec.emoji,
+                "department_id": departments[cspec.department].id,
+                "answer_deadline_seconds": seconds,
+                "regional": cspec.regional,
+                "position": cspec.position,
+                "active": True,
+            }
+            category = categories.get(cspec.code)
+            if category is None:
+                self.session.add(Category(code=cspec.code, **values))
+            else:
+                for key, value in values.items():
+                    setattr(category, key, value)
+        listed = {c.code for c in catalog.categories}
+        for code, category in categories.items():
+            if code not in listed:
+                category.active = False
+        await self.session.flush()
+
+    async def active_categories(self) -> list[Category]:
+        rows = await self.session.scalars(
+            select(Category).where(Category.active.is_(True)).order_by(Category.position)
+        )
+        return list(rows)
+
+    async def category(self, category_id: int) -> Category | None:
+        return await self.session.get(Category, category_id)
+
+    async def category_by_code(self, code: str) -> Category | None:
+        return await self.session.scalar(select(Category).where(Category.code == code))
+
+    async def department(self, department_id: int) -> Department | None:
+        return await self.session.get(Department, department_id)
+
+    async def departments(self) -> list[Department]:
+        rows = await self.session.scalars(
+            select(Department).where(Department.active.is_(True)).order_by(Department.id)
+        )
+        return list(rows)
+
+    async def department_by_chat(self, chat_id: int) -> Department | None:
+        return await self.session.scalar(select(Department).where(Department.chat_id == chat_id))
+
+    async def bind(self, department: Department, chat_id: int) -> None:
+        await self.session.execute(
+            update(Department).where(Department.chat_id == chat_id).values(chat_id=None)
+        )
+        await self.session.flush()
+        department.chat_id = chat_id
+        await self.session.flush()
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> bool:
+        result = await self.session.execute(
+            update(Department).where(Department.chat_id == old_chat_id).values(chat_id=new_chat_id)
+        )
+        await self.session.execute(
+            update(CardMessage)
+            .where(CardMessage.chat_id == old_chat_id)
+            .values(chat_id=new_chat_id, active=False)
+        )
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.chat_id == str(old_chat_id), OutboxMessage.status == "pending")
+            .values(chat_id=str(new_chat_id))
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class DraftRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, platform: str, external_id: str) -> Draft | None:
+        return await self.session.scalar(
+            select(Draft).where(Draft.platform == platform, Draft.external_id == external_id)
+        )
+
+    async def save(self, platform: str, external_id: str, step: str, data: dict[str, Any]) -> None:
+        draft = await self.get(platform, external_id)
+        if draft is None:
+            draft = Draft(platform=platform, external_id=external_id)
+            self.session.add(draft)
+        draft.step = step
+        draft.data = dict(data)  # a new object, so the JSON column is seen as changed
+        draft.updated_at = utcnow()
+        await self.session.flush()
+
+    async def delete(self, platform: str, external_id: str) -> None:
+        await self.session.execute(
+            delete(Draft).where(Draft.platform == platform, Draft.external_id == external_id)
+        )
+
+
+class ResidentRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def find(self, platform: str, external_id: str) -> Resident | None:
+        return await self.session.scalar(
+            select(Resident).where(
+                Resident.platform == platform, Resident.external_id == external_id
+            )
+        )
+
+    async def upsert(
+        self, platform: str, external_id: str, chat_id: str, first_name: str
+    ) -> Resident:
+        resident = await self.find(platform, external_id)
+        if resident is None:
+            resident = Resident(
+                platform=platform,
+                external_id=external_id,
+                chat_id=chat_id,
+                first_name=first_name,
+                unreachable=False,
+                created_at=utcnow(),
+            )
+            self.session.add(resident)
+        else:
+            resident.chat_id, resident.unreachable = chat_id, False
+            if first_name:
+                resident.first_name = first_name
+        await self.session.flush()
+        return resident
+
+    async def get(self, resident_id: int) -> Resident | None:
+        return await self.session.get(Resident, resident_id)
+
+    async def by_chat(self, platform: str, chat_id: str) -> Resident | None:
+        return await self.session.scalar(
+            select(Resident).where(Resident.platform == platform, Resident.chat_id == chat_id)
+        )
+
+
+class AppealRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_seq(self, year: int) -> int:
+        """Bump the year's counter in this transaction: gap-free and safe under concurrency."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(AppealCounter)
+            .values(year=year, value=1)
+            .on_conflict_do_update(
+                index_elements=[AppealCounter.year], set_={"value": AppealCounter.value + 1}
+            )
+            .returning(AppealCounter.value)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def add(self, appeal: Appeal) -> Appeal:
+        self.session.add(appeal)
+        await self.session.flush()
+        return appeal
+
+    async def get(self, appeal_id: int) -> Appeal | None:
+        return await self.session.get(Appeal, appeal_id)
+
+    async def by_number(self, number: str) -> Appeal | None:
+        return await self.session.scalar(select(Appeal).where(Appeal.number == number))
+
+    async def of_resident(self, resident_id: int, limit: int) -> list[Appeal]:
+        rows = await self.session.scalars(
+            select(Appeal)
+            .where(Appeal.resident_id == resident_id)
+            .order_by(Appeal.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def add_event(
+        self, appeal_id: int, kind: str, actor: str | None = None, detail: str | None = None
+    ) -> None:
+        self.session.add(
+            AppealEvent(appeal_id=appeal_id, at=utcnow(), kind=kind, actor=actor, detail=detail)
+        )
+
+    async def events(self, appeal_id: int) -> list[AppealEvent]:
+        rows = await self.session.scalars(
+            select(AppealEvent).where(AppealEvent.appeal_id == appeal_id).order_by(AppealEvent.id)
+        )
+        return list(rows)
+
+    async def add_photo(self, appeal_id: int, kind: str, platform: str, file_ref: str) -> None:
+        self.session.add(
+            AppealPhoto(
+                appeal_id=appeal_id,
+                kind=kind,
+                platform=platform,
+                file_ref=file_ref,
+                created_at=utcnow(),
+            )
+        )
+
+    async def photos(self, appeal_id: int, kind: str) -> list[AppealPhoto]:
+        rows = await self.session.scalars(
+            select(AppealPhoto)
+            .where(AppealPhoto.appeal_id == appeal_id, AppealPhoto.kind == kind)
+            .order_by(AppealPhoto.id)
+        )
+        return list(rows)
+
+    async def count_photos(self, appeal_id: int, kind: str) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count())
+                .select_from(AppealPhoto)
+                .where(AppealPhoto.appeal_id == appeal_id, AppealPhoto.kind == kind)
+            )
+            or 0
+        )
+
+
+class CardRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, appeal_id: int, chat_id: int, message_id: int, purpose: str) -> None:
+        existing = await self.find(chat_id, message_id)
+        if existing is not None:
+            existing.appeal_id, existing.purpose, existing.active = appeal_id, purpose, True
+            return
+        self.session.add(
+            CardMessage(
+                appeal_id=appeal_id,
+                chat_id=chat_id,
+                message_id=message_id,
+                purpose=purpose,
+                active=True,
+                created_at=utcnow(),
+            )
+        )
+
+    async def find(self, chat_id: int, message_id: int) -> CardMessage | None:
+        return await self.session.scalar(
+            select(CardMessage).where(
+                CardMessage.chat_id == chat_id, CardMessage.message_id == message_id
+            )
+        )
+
+    async def active_cards(self, appeal_id: int) -> list[CardMessage]:
+        rows = await self.session.scalars(
+            select(CardMessage).where(
+                CardMessage.appeal_id == appeal_id,
+                CardMessage.purpose == "card",
+                CardMessage.active.is_(True),
+            )
+        )
+        return list(rows)
+
+    async def deactivate(self, appeal_id: int) -> list[CardMessage]:
+        """Retire every message of the appeal (after a transfer); returns the cards retired."""
+        cards = await self.active_cards(appeal_id)
+        await self.session.execute(
+            update(CardMessage).where(CardMessage.appeal_id == appeal_id).values(active=False)
+        )
+        return cards
+
+
+class OutboxRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        platform: str,
+        chat_id: str | int,
+        kind: str,
+        payload: dict[str, Any],
+        appeal_id: int | None = None,
+    ) -> None:
+        now = utcnow()
+        self.session.add(
+            OutboxMessage(
+                platform=platform,
+                chat_id=str(chat_id),
+                kind=kind,
+                appeal_id=appeal_id,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+    async def has_pending(self, platform: str, chat_id: str, kind: str, appeal_id: int) -> bool:
+        found = await self.session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.platform == platform,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.kind == kind,
+                OutboxMessage.appeal_id == appeal_id,
+            )
+        )
+        return found is not None
+
+    async def pending(self, limit: int) -> list[OutboxMessage]:
+        rows = await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, message_id)
+
+    async def mark_sent(self, message_id: int) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="sent", sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+        )
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="failed", last_error=error[:500], attempts=OutboxMessage.attempts + 1)
+        )
+
+    async def reschedule(self, message_id: int, delay: timedelta, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(
+                next_attempt_at=utcnow() + delay,
+                last_error=error[:500],
+                attempts=OutboxMessage.attempts + 1,
+            )
+        )
+
+    async def fail_pending_for_chat(self, platform: str, chat_id: str, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.platform == platform,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status == "pending",
+            )
+            .values(status="failed", last_error=error[:500])
+        )
+
+
+class UnitOfWork:
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._factory()
+        self.catalog = CatalogRepo(self.session)
+        self.drafts = DraftRepo(self.session)
+        self.residents = ResidentRepo(self.session)
+        self.appeals = AppealRepo(self.session)
+        self.cards = CardRepo(self.session)
+        self.outbox = OutboxRepo(self.session)
+        return self
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.session.in_transaction():
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+
+class Database:
+    """Makes units of work; what the core is handed."""
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self.factory = factory
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.factory)
