@@ -117,6 +117,10 @@ def load_settings(**overrides: Any) -> Settings:
         lines = []
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "?"
-            given = "is required" if error["type"] == "missing" else "is malformed"
+            given = (
+                "is required"
+                if error["type"] in ("missing", "string_too_short")
+                else "is malformed"
+            )
             lines.append(f"Setting {name} {given}: expected {EXPECTED.get(name, 'a valid value')}")
         raise SettingsError("\n".join(dict.fromkeys(lines))) from None

@@ -108,21 +108,39 @@ class CatalogRepo:
         department.chat_id = chat_id
         await self.session.flush()
 
-    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> bool:
-        result = await self.session.execute(
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
+        """Move a binding to the chat's new id; returns appeals whose live cards stayed behind."""
+        await self.session.execute(
             update(Department).where(Department.chat_id == old_chat_id).values(chat_id=new_chat_id)
         )
+        orphaned = await self.session.scalars(
+            select(CardMessage.appeal_id)
+            .where(
+                CardMessage.chat_id == old_chat_id,
+                CardMessage.purpose == "card",
+                CardMessage.active.is_(True),
+            )
+            .distinct()
+        )
+        appeal_ids = list(orphaned)
         await self.session.execute(
-            update(CardMessage)
-            .where(CardMessage.chat_id == old_chat_id)
-            .values(chat_id=new_chat_id, active=False)
+            update(CardMessage).where(CardMessage.chat_id == old_chat_id).values(active=False)
+        )
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.chat_id == str(old_chat_id),
+                OutboxMessage.status == "pending",
+                OutboxMessage.kind.in_(("text", "card_media", "card_location", "card_post")),
+            )
+            .values(chat_id=str(new_chat_id))
         )
         await self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.chat_id == str(old_chat_id), OutboxMessage.status == "pending")
-            .values(chat_id=str(new_chat_id))
+            .values(status="failed", last_error="chat migrated")
         )
-        return bool(getattr(result, "rowcount", 0))
+        return appeal_ids
 
 
 class DraftRepo:

@@ -26,6 +26,7 @@ from bot.core.ports import (
     Sender,
 )
 from bot.core.ratelimit import RateLimiter
+from bot.core.routing import migrate_chat
 from storage.models import OutboxMessage
 from storage.uow import Database, utcnow
 
@@ -131,9 +132,8 @@ class OutboxWorker:
             await self._recipient_gone(item, str(exc))
         except ChatMoved as exc:
             async with self.db.uow() as uow:
-                await uow.catalog.migrate_chat(int(item.chat_id), exc.new_chat_id)
+                await migrate_chat(uow, self.config, int(item.chat_id), exc.new_chat_id)
                 await uow.commit()
-            log.info("chat %s became %s; binding moved", item.chat_id, exc.new_chat_id)
         except PermanentError as exc:
             log.error("outbox %s (%s) refused: %s", item.id, item.kind, exc)
             async with self.db.uow() as uow:

@@ -428,11 +428,11 @@ class IntakeService:
             return [Reply(texts.ASK_PHONE, PHONE_KEYBOARD)]
         if step is Step.CONFIRM:
             summary = await self._summary(uow, data)
-            buttons = inline(
+            choice = inline(
                 [Button("✅ Отправить", "i:confirm:submit")],
                 [Button("✏️ Изменить", "i:confirm:edit"), Button("✖️ Отмена", "i:confirm:cancel")],
             )
-            return [Reply(texts.CONFIRM_INTRO, MENU), Reply(summary, buttons)]
+            return [Reply(texts.CONFIRM_INTRO, MENU), Reply(summary, choice)]
         if step is Step.EDIT:
             rows = [[Button(title, f"i:edit:{code}")] for code, title in EDIT_FIELDS]
             rows.append([Button("« Назад к обращению", "i:edit:back")])

@@ -1,0 +1,98 @@
+"""Wiring: settings → database (migrated) → catalogue → services → Telegram polling + outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+
+from bot.core.appeals import StaffService
+from bot.core.catalog import load_catalog
+from bot.core.config import CoreConfig
+from bot.core.delivery import OutboxWorker
+from bot.core.intake import IntakeService
+from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
+from bot.core.routing import RoutingService
+from bot.settings import Settings
+from handlers.telegram.sender import TelegramSender, is_group_chat
+from handlers.telegram.setup import build_dispatcher
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade_to_head
+from storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+PRIVATE_COMMANDS = [
+    BotCommand(command="start", description="Начало и новое обращение"),
+    BotCommand(command="my", description="Мои обращения"),
+    BotCommand(command="cancel", description="Отменить заполнение"),
+    BotCommand(command="help", description="Как это работает"),
+]
+
+
+def core_config(settings: Settings) -> CoreConfig:
+    return CoreConfig(
+        tz=settings.tz,
+        answer_deadline=settings.answer_deadline,
+        coordinator_ids=tuple(settings.coordinator_ids),
+    )
+
+
+def make_bot(settings: Settings) -> Bot:
+    if settings.telegram_api_url:
+        api = TelegramAPIServer.from_base(settings.telegram_api_url)
+        return Bot(settings.bot_token, session=AiohttpSession(api=api))
+    return Bot(settings.bot_token)
+
+
+async def prepare_database(settings: Settings) -> Database:
+    engine = create_engine(settings.database_url)
+    await upgrade_to_head(engine)
+    db = Database(session_factory(engine))
+    catalog = load_catalog(settings.categories_file)
+    async with db.uow() as uow:
+        await uow.catalog.sync(catalog)
+        await uow.commit()
+    log.info(
+        "database ready: %d departments, %d categories",
+        len(catalog.departments),
+        len(catalog.categories),
+    )
+    return db
+
+
+async def run(settings: Settings) -> None:
+    db = await prepare_database(settings)
+    config = core_config(settings)
+    bot = make_bot(settings)
+    limiter = RateLimiter(TELEGRAM_LIMITS, is_group=is_group_chat)
+    worker = OutboxWorker(db, config, {"telegram": TelegramSender(bot)}, {"telegram": limiter})
+    dispatcher = build_dispatcher(
+        IntakeService(db, config),
+        StaffService(db, config),
+        RoutingService(db, config),
+        worker,
+        config.coordinator_ids,
+    )
+    if not config.coordinator_ids:
+        log.warning("COORDINATOR_IDS is empty: nobody can /bind groups or see unrouted appeals")
+    stop = asyncio.Event()
+    worker_task = asyncio.create_task(worker.run(stop))
+    try:
+        try:
+            await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
+        except Exception as exc:  # cosmetic: the menu of commands; never a reason not to start
+            log.warning("could not set the command menu: %s", exc)
+        await dispatcher.start_polling(
+            bot, allowed_updates=dispatcher.resolve_used_update_types(), close_bot_session=False
+        )
+    finally:
+        stop.set()
+        worker.wake()
+        await worker_task
+        await bot.session.close()
+        await db.factory.kw["bind"].dispose()

@@ -1,0 +1,101 @@
+"""Which staff chat serves which department: /bind, /unbind, /departments, chat migration."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.core import notify
+from bot.core.config import CoreConfig
+from bot.core.model import OPEN_STATUSES, Button, Outcome, Status, inline
+from storage.uow import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+ONLY_COORDINATORS = "Это могут делать только координаторы."
+
+
+class RoutingService:
+    def __init__(self, db: Database, config: CoreConfig) -> None:
+        self.db = db
+        self.config = config
+
+    def is_coordinator(self, user_id: int) -> bool:
+        return user_id in self.config.coordinator_ids
+
+    async def bind_menu(self, user_id: int) -> Outcome:
+        if not self.is_coordinator(user_id):
+            return Outcome(ok=False, notice=ONLY_COORDINATORS)
+        async with self.db.uow() as uow:
+            departments = await uow.catalog.departments()
+        rows = [[Button(d.name, f"b:{d.id}")] for d in departments]
+        return Outcome(
+            ok=True,
+            notice="Какой отдел работает в этой группе? Обращения отдела будут приходить сюда.",
+            keyboard=inline(*rows),
+        )
+
+    async def bind(self, user_id: int, chat_id: int, department_id: int) -> Outcome:
+        if not self.is_coordinator(user_id):
+            return Outcome(ok=False, notice=ONLY_COORDINATORS)
+        async with self.db.uow() as uow:
+            department = await uow.catalog.department(department_id)
+            if department is None or not department.active:
+                return Outcome(ok=False, notice="Такого отдела нет.")
+            previous = department.chat_id
+            await uow.catalog.bind(department, chat_id)
+            await uow.commit()
+            name = department.name
+        log.info("department %s bound to chat %s", department_id, chat_id)
+        moved = " (прежняя группа отдела отвязана)" if previous and previous != chat_id else ""
+        return Outcome(
+            ok=True,
+            notice=f"✅ Группа привязана: {name}{moved}. Новые обращения отдела придут сюда. "
+            "Отвечайте на карточки ответом (reply) — текст уйдёт жителю, фото — как фото решения.",
+        )
+
+    async def unbind(self, user_id: int, chat_id: int) -> Outcome:
+        if not self.is_coordinator(user_id):
+            return Outcome(ok=False, notice=ONLY_COORDINATORS)
+        async with self.db.uow() as uow:
+            department = await uow.catalog.department_by_chat(chat_id)
+            if department is None:
+                return Outcome(ok=False, notice="Эта группа не привязана ни к одному отделу.")
+            department.chat_id = None
+            await uow.commit()
+            name = department.name
+        return Outcome(
+            ok=True,
+            notice=f"Группа отвязана от отдела «{name}». Его обращения пойдут координаторам.",
+        )
+
+    async def bindings(self, user_id: int) -> Outcome:
+        if not self.is_coordinator(user_id):
+            return Outcome(ok=False, notice=ONLY_COORDINATORS)
+        async with self.db.uow() as uow:
+            departments = await uow.catalog.departments()
+        lines = ["Отделы и их группы:"]
+        for d in departments:
+            where = (
+                f"группа {d.chat_id}" if d.chat_id is not None else "⚠️ без группы (координаторам)"
+            )
+            lines.append(f"• {d.name} — {where}")
+        return Outcome(ok=True, notice="\n".join(lines))
+
+    async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: keep its binding and its cards."""
+        async with self.db.uow() as uow:
+            await migrate_chat(uow, self.config, old_chat_id, new_chat_id)
+            await uow.commit()
+
+
+async def migrate_chat(
+    uow: UnitOfWork, config: CoreConfig, old_chat_id: int, new_chat_id: int
+) -> None:
+    """Move the binding and re-post the live cards: old message ids mean nothing in the new chat."""
+    for appeal_id in await uow.catalog.migrate_chat(old_chat_id, new_chat_id):
+        appeal = await uow.appeals.get(appeal_id)
+        if appeal is not None and Status(appeal.status) in (*OPEN_STATUSES, Status.RESOLVED):
+            await notify.post_card(
+                uow, config, appeal, note="Группа стала супергруппой: карточка перенесена"
+            )
+    log.info("chat %s migrated to %s", old_chat_id, new_chat_id)

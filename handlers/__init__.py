@@ -1,0 +1,1 @@
+"""Platform front ends: thin adapters between a messenger and the core."""

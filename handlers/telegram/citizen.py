@@ -1,0 +1,117 @@
+"""Residents in private chats: the intake conversation, /my, and the «решено?» answer."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandStart
+from aiogram.types import CallbackQuery, Message
+
+from bot.core.appeals import StaffService
+from bot.core.delivery import OutboxWorker
+from bot.core.intake import IntakeResult, IntakeService
+from bot.core.model import InputKind, IntakeInput
+from handlers.telegram.inputs import intake_input, resident_of
+from handlers.telegram.render import send_replies
+
+UNKNOWN_COMMAND = "Такой команды нет. Команды: /start, /new, /my, /cancel, /help."
+
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+router.callback_query.filter(F.message.chat.type == "private")
+
+
+async def _answer(bot: Bot, chat_id: int, result: IntakeResult, worker: OutboxWorker) -> None:
+    if result.wrote_outbox:
+        worker.wake()
+    await send_replies(bot, chat_id, result.replies)
+
+
+@router.message(CommandStart())
+async def start(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
+    assert message.from_user is not None
+    result = await intake.start(resident_of(message.from_user, message.chat.id))
+    await _answer(bot, message.chat.id, result, worker)
+
+
+@router.message(Command("new"))
+async def new(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
+    assert message.from_user is not None
+    result = await intake.new_appeal(resident_of(message.from_user, message.chat.id))
+    await _answer(bot, message.chat.id, result, worker)
+
+
+@router.message(Command("cancel"))
+async def cancel(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
+    assert message.from_user is not None
+    result = await intake.cancel(resident_of(message.from_user, message.chat.id))
+    await _answer(bot, message.chat.id, result, worker)
+
+
+@router.message(Command("my"))
+async def my(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
+    assert message.from_user is not None
+    result = await intake.my_appeals(resident_of(message.from_user, message.chat.id))
+    await _answer(bot, message.chat.id, result, worker)
+
+
+@router.message(Command("help"))
+async def help_(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
+    await _answer(bot, message.chat.id, await intake.help(), worker)
+
+
+@router.message(F.from_user)
+async def any_message(
+    message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker
+) -> None:
+    assert message.from_user is not None
+    if message.text is not None and message.text.startswith("/"):
+        await message.answer(UNKNOWN_COMMAND)
+        return
+    result = await intake.handle(
+        resident_of(message.from_user, message.chat.id), intake_input(message)
+    )
+    await _answer(bot, message.chat.id, result, worker)
+
+
+@router.callback_query(F.data.startswith("i:"))
+async def intake_button(
+    callback: CallbackQuery, bot: Bot, intake: IntakeService, worker: OutboxWorker
+) -> None:
+    assert callback.message is not None and callback.data is not None
+    chat_id = callback.message.chat.id
+    given = IntakeInput(kind=InputKind.ACTION, action=callback.data[:64])
+    result = await intake.handle(resident_of(callback.from_user, chat_id), given)
+    await callback.answer()
+    # The pressed buttons have done their job; removing them prevents stale presses.
+    with suppress(TelegramBadRequest):  # already edited, or too old to edit
+        await bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=callback.message.message_id, reply_markup=None
+        )
+    await _answer(bot, chat_id, result, worker)
+
+
+@router.callback_query(F.data.regexp(r"^f:\d{1,12}:(yes|no)$"))
+async def feedback(
+    callback: CallbackQuery, bot: Bot, staff: StaffService, worker: OutboxWorker
+) -> None:
+    assert callback.message is not None and callback.data is not None
+    _, appeal_id, verdict = callback.data.split(":")
+    chat_id = callback.message.chat.id
+    said = await staff.resident_feedback(
+        resident_of(callback.from_user, chat_id), int(appeal_id), verdict == "yes"
+    )
+    worker.wake()
+    await callback.answer()
+    with suppress(TelegramBadRequest):  # already edited, or too old to edit
+        await bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=callback.message.message_id, reply_markup=None
+        )
+    await bot.send_message(chat_id, said)
+
+
+@router.callback_query()
+async def unknown_button(callback: CallbackQuery) -> None:
+    await callback.answer("Эта кнопка устарела.")

@@ -1,0 +1,33 @@
+"""The Telegram dispatcher with its routers and the services handlers receive."""
+
+from __future__ import annotations
+
+from aiogram import Dispatcher
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+
+from bot.core.appeals import StaffService
+from bot.core.delivery import OutboxWorker
+from bot.core.intake import IntakeService
+from bot.core.routing import RoutingService
+from handlers.telegram import citizen, errors, groups, staff
+
+
+def build_dispatcher(
+    intake: IntakeService,
+    staff_service: StaffService,
+    routing: RoutingService,
+    worker: OutboxWorker,
+    coordinator_ids: tuple[int, ...],
+) -> Dispatcher:
+    # One update at a time per chat and user: album parts and double presses are applied in
+    # order to the stored draft instead of racing each other.
+    dispatcher = Dispatcher(events_isolation=SimpleEventIsolation())
+    dispatcher["intake"] = intake
+    dispatcher["staff"] = staff_service
+    dispatcher["routing"] = routing
+    dispatcher["worker"] = worker
+    dispatcher["coordinator_ids"] = coordinator_ids
+    # Order matters: group administration, then staff replies to cards (which may come from a
+    # coordinator's private chat), then the residents' conversation.
+    dispatcher.include_routers(errors.router, groups.router, staff.router, citizen.router)
+    return dispatcher

@@ -1,0 +1,170 @@
+"""Staff at work on a card: buttons and replies, in a department group or a coordinator's chat.
+
+Every action goes through the core, which checks that the chat is the one the appeal is bound
+to (or that the user is a coordinator); a forged callback gets the same answer as a missing one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import suppress
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Filter
+from aiogram.types import CallbackQuery, ForceReply, Message, ReplyParameters
+
+from bot.core.appeals import StaffService
+from bot.core.delivery import OutboxWorker
+from bot.core.model import Outcome, Platform
+from bot.core.ports import PhotoRef
+from handlers.telegram.inputs import staff_of
+from handlers.telegram.render import inline_markup
+
+router = Router(name=__name__)
+
+STAFF_CALLBACK = re.compile(
+    r"^s:(take|transfer|reject|resolve|back|to|rj):(\d{1,12})(?::(\w{1,20}))?$"
+)
+ALBUM_MEMORY_SECONDS = 120
+
+
+class CardReply(Filter):
+    """A reply to one of the bot's messages about an appeal; injects ``card``."""
+
+    async def __call__(self, message: Message, staff: StaffService) -> bool | dict[str, Any]:
+        target = message.reply_to_message
+        if target is None:
+            album = _albums.get((message.chat.id, message.media_group_id or ""))
+            if album is not None and album[1] > time.monotonic():
+                return {"card": album[0]}
+            return False
+        card = await staff.find_card(message.chat.id, target.message_id)
+        if card is None:
+            return False
+        if message.media_group_id:
+            now = time.monotonic()
+            for key in [k for k, (_, until) in _albums.items() if until < now]:
+                del _albums[key]
+            _albums[(message.chat.id, message.media_group_id)] = (
+                card,
+                time.monotonic() + ALBUM_MEMORY_SECONDS,
+            )
+        return {"card": card}
+
+
+# Album items after the first may arrive without the reply; they belong with the first one.
+_albums: dict[tuple[int, str], tuple[tuple[int, str, bool], float]] = {}
+
+
+async def _report(bot: Bot, message: Message, outcome: Outcome, worker: OutboxWorker) -> None:
+    if outcome.wrote_outbox:
+        worker.wake()
+    if outcome.notice and not (message.media_group_id and outcome.ok):
+        await message.reply(outcome.notice)
+
+
+@router.message(CardReply(), F.photo)
+async def solution_photo(
+    message: Message,
+    bot: Bot,
+    card: tuple[int, str, bool],
+    staff: StaffService,
+    worker: OutboxWorker,
+    coordinator_ids: tuple[int, ...],
+) -> None:
+    assert message.from_user is not None and message.photo
+    appeal_id, _purpose, live = card
+    if not live:
+        await message.reply("Эта карточка неактуальна: обращение передано или карточка заменена.")
+        return
+    actor = staff_of(message.from_user, message.chat.id, coordinator_ids)
+    photo = PhotoRef(Platform.TELEGRAM.value, message.photo[-1].file_id)
+    outcome = await staff.solution_photo(actor, appeal_id, photo, message.caption or "")
+    await _report(bot, message, outcome, worker)
+
+
+@router.message(CardReply(), F.text)
+async def text_reply(
+    message: Message,
+    bot: Bot,
+    card: tuple[int, str, bool],
+    staff: StaffService,
+    worker: OutboxWorker,
+    coordinator_ids: tuple[int, ...],
+) -> None:
+    assert message.from_user is not None and message.text is not None
+    appeal_id, purpose, live = card
+    actor = staff_of(message.from_user, message.chat.id, coordinator_ids)
+    if message.text.startswith("/"):
+        return
+    if purpose == "reject_duplicate":
+        outcome = await staff.reject(actor, appeal_id, "duplicate", message.text)
+    elif purpose == "reject_other":
+        outcome = await staff.reject(actor, appeal_id, "other", message.text)
+    elif not live:
+        await message.reply("Эта карточка неактуальна: обращение передано или карточка заменена.")
+        return
+    else:
+        outcome = await staff.answer(actor, appeal_id, message.text)
+    await _report(bot, message, outcome, worker)
+
+
+@router.message(CardReply())
+async def other_reply(message: Message) -> None:
+    await message.reply(
+        "Жителю можно отправить текст или фото. Ответьте на карточку текстом или фото."
+    )
+
+
+@router.callback_query(F.data.startswith("s:"))
+async def card_button(
+    callback: CallbackQuery,
+    bot: Bot,
+    staff: StaffService,
+    worker: OutboxWorker,
+    coordinator_ids: tuple[int, ...],
+) -> None:
+    match = STAFF_CALLBACK.match(callback.data or "")
+    if match is None or callback.message is None:
+        await callback.answer("Эта кнопка устарела.")
+        return
+    action, appeal_id, argument = match.group(1), int(match.group(2)), match.group(3) or ""
+    chat_id = callback.message.chat.id
+    actor = staff_of(callback.from_user, chat_id, coordinator_ids)
+    if action == "take":
+        outcome = await staff.take(actor, appeal_id)
+    elif action == "resolve":
+        outcome = await staff.resolve(actor, appeal_id)
+    elif action in ("transfer", "reject", "back"):
+        outcome = await staff.menu(actor, appeal_id, action)
+    elif action == "to" and argument.isdigit():
+        outcome = await staff.transfer(actor, appeal_id, int(argument))
+    elif action == "rj":
+        outcome = await staff.reject(actor, appeal_id, argument)
+    else:
+        outcome = Outcome(ok=False, notice="Эта кнопка устарела.")
+    await callback.answer(outcome.notice[:200])
+    if outcome.wrote_outbox:
+        worker.wake()
+    if outcome.ok and outcome.keyboard is not None:
+        with suppress(TelegramBadRequest):  # unchanged, or the message is too old to edit
+            await bot.edit_message_reply_markup(
+                chat_id=chat_id,
+                message_id=callback.message.message_id,
+                reply_markup=inline_markup(outcome.keyboard),
+            )
+    if outcome.prompt and outcome.prompt_purpose and outcome.appeal_id:
+        sent = await bot.send_message(
+            chat_id,
+            outcome.prompt,
+            reply_parameters=ReplyParameters(
+                message_id=callback.message.message_id, allow_sending_without_reply=True
+            ),
+            reply_markup=ForceReply(input_field_placeholder="Ответьте здесь"),
+        )
+        await staff.register_prompt(
+            outcome.appeal_id, chat_id, sent.message_id, outcome.prompt_purpose
+        )
