@@ -448,6 +448,10 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
+            if exc_type is None:
+                # Keep what was read usable after the unit ends (rollback would expire it);
+                # anything not committed is still discarded below.
+                self.session.expunge_all()
             if self.session.in_transaction():
                 await self.session.rollback()
         finally:

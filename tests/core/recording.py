@@ -1,0 +1,97 @@
+"""A recording stand-in for a messaging platform, and a helper to drain the outbox through it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.core.config import CoreConfig
+from bot.core.delivery import OutboxWorker
+from bot.core.model import Keyboard
+from bot.core.ports import PhotoRef
+from bot.core.ratelimit import Limits, RateLimiter
+from storage.uow import Database
+
+NO_LIMITS = Limits(per_second=10_000, private_interval=0.0, group_per_minute=0)
+
+
+@dataclass
+class Sent:
+    method: str
+    chat_id: str
+    text: str = ""
+    keyboard: Keyboard | None = None
+    photos: list[str] = field(default_factory=list)
+    message_id: int = 0
+    location: tuple[float, float] | None = None
+
+    @property
+    def actions(self) -> list[str]:
+        if self.keyboard is None:
+            return []
+        return [b.action for row in self.keyboard.rows for b in row if b.action]
+
+
+class RecordingSender:
+    """Records what would be sent; ``fail_with`` queues exceptions to raise, one per call."""
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+        self.fail_with: list[Exception] = []
+        self._next_id = 1000
+
+    def _id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _maybe_fail(self) -> None:
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+
+    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
+        self._maybe_fail()
+        message_id = self._id()
+        self.sent.append(Sent("text", chat_id, text, keyboard, message_id=message_id))
+        return message_id
+
+    async def send_photos(
+        self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None
+    ) -> list[int]:
+        self._maybe_fail()
+        ids = [self._id() for _ in photos]
+        refs = [p.ref for p in photos]
+        self.sent.append(Sent("photos", chat_id, caption or "", photos=refs, message_id=ids[0]))
+        return ids
+
+    async def send_location(self, chat_id: str, latitude: float, longitude: float) -> int:
+        self._maybe_fail()
+        message_id = self._id()
+        self.sent.append(
+            Sent("location", chat_id, location=(latitude, longitude), message_id=message_id)
+        )
+        return message_id
+
+    async def edit_text(
+        self, chat_id: str, message_id: int, text: str, keyboard: Keyboard | None
+    ) -> None:
+        self._maybe_fail()
+        self.sent.append(Sent("edit", chat_id, text, keyboard, message_id=message_id))
+
+    def to(self, chat_id: int | str) -> list[Sent]:
+        return [s for s in self.sent if s.chat_id == str(chat_id)]
+
+    def texts_to(self, chat_id: int | str) -> list[str]:
+        return [s.text for s in self.to(chat_id)]
+
+
+def make_worker(db: Database, config: CoreConfig, sender: RecordingSender) -> OutboxWorker:
+    limiter = RateLimiter(NO_LIMITS, is_group=lambda chat: chat.startswith("-"))
+    return OutboxWorker(db, config, {"telegram": sender, "vk": sender}, {"telegram": limiter, "vk": limiter})
+
+
+async def drain(worker: OutboxWorker, rounds: int = 50) -> None:
+    """Deliver everything that is due now."""
+    for _ in range(rounds):
+        attempted, _wait = await worker.run_once()
+        if not attempted:
+            return

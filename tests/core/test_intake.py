@@ -1,0 +1,187 @@
+"""The resident's conversation through the core, on a real database."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.core import texts
+from bot.core.config import CoreConfig
+from bot.core.intake import IntakeService, normalize_phone
+from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef
+from storage.models import Appeal, AppealPhoto, Draft, OutboxMessage
+from storage.uow import Database
+
+ANNA = ResidentRef(Platform.TELEGRAM, user_id="501", chat_id="501", first_name="Анна")
+DESCRIPTION = "Огромная яма на проезжей части, машины объезжают по встречке"
+
+
+def text(value: str) -> IntakeInput:
+    return IntakeInput(kind=InputKind.TEXT, text=value)
+
+
+def press(action: str) -> IntakeInput:
+    return IntakeInput(kind=InputKind.ACTION, action=action)
+
+
+def photo(ref: str, album: str | None = None) -> IntakeInput:
+    return IntakeInput(kind=InputKind.PHOTO, photo_refs=(ref,), album_id=album)
+
+
+async def step_of(db: Database, who: ResidentRef = ANNA) -> str | None:
+    async with db.uow() as uow:
+        draft = await uow.drafts.get(who.platform.value, who.user_id)
+        return draft.step if draft else None
+
+
+async def fill_until_confirm(intake: IntakeService, who: ResidentRef = ANNA) -> None:
+    await intake.start(who)
+    await intake.handle(who, press("i:category:roads"))
+    await intake.handle(who, text(DESCRIPTION))
+    await intake.handle(
+        who, IntakeInput(kind=InputKind.LOCATION, latitude=55.75, longitude=37.61)
+    )
+    for index in range(3):
+        await intake.handle(who, photo(f"ph{index}", album="alb1"))
+    await intake.handle(who, text(texts.DONE))
+    await intake.handle(who, text(texts.SKIP))
+
+
+async def test_full_conversation_submits_numbered_appeal(
+    db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(db, config)
+    started = await intake.start(ANNA)
+    assert started.replies[0].text == texts.WELCOME
+    assert started.replies[1].keyboard is not None
+    assert "i:category:roads" in [b.action for r in started.replies[1].keyboard.rows for b in r]
+
+    await fill_until_confirm(intake)
+    assert await step_of(db) == "confirm"
+
+    result = await intake.handle(ANNA, press("i:confirm:submit"))
+    assert result.submitted_number is not None and result.submitted_number.endswith("-000001")
+    assert await step_of(db) is None
+    async with db.uow() as uow:
+        appeal = await uow.appeals.by_number(result.submitted_number)
+        assert appeal is not None
+        assert appeal.description == DESCRIPTION
+        assert (appeal.latitude, appeal.longitude) == (55.75, 37.61)
+        assert appeal.phone is None and appeal.status == "new"
+        photos = await uow.appeals.photos(appeal.id, "resident")
+        assert [p.file_ref for p in photos] == ["ph0", "ph1", "ph2"]
+        outbox = list(await uow.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    accepted = [o for o in outbox if o.chat_id == "501"]
+    assert len(accepted) == 1 and f"№ {result.submitted_number} принято" in accepted[0].payload["text"]
+    # Roads has no group yet, so the card goes to the coordinator, photos and pin first.
+    assert [o.kind for o in outbox if o.chat_id == "900"] == ["card_media", "card_location", "card_post"]
+
+
+async def test_album_is_answered_once(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    await intake.handle(ANNA, text(DESCRIPTION))
+    await intake.handle(ANNA, text("ул. Ленина, 5"))
+    answers = [await intake.handle(ANNA, photo(f"p{i}", album="A")) for i in range(4)]
+    assert [len(a.replies) for a in answers] == [1, 0, 0, 0]
+    done = await intake.handle(ANNA, text(texts.DONE))
+    assert done.replies[0].text == texts.ASK_PHONE
+
+
+async def test_odd_input_keeps_the_draft(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    for kind in ("sticker", "voice", "video", "document", "dice"):
+        result = await intake.handle(ANNA, IntakeInput(kind=InputKind.UNSUPPORTED, unsupported=kind))
+        assert texts.EXPECTED_AT_STEP["description"] in result.replies[0].text
+    huge = await intake.handle(ANNA, text("я" * 10_000))
+    assert "10000 символов" in huge.replies[0].text
+    empty = await intake.handle(ANNA, text("   "))
+    assert empty.replies[0].text == texts.DESCRIPTION_TOO_SHORT
+    emoji_only = await intake.handle(ANNA, text("😡😡😡😡😡😡😡😡😡😡😡"))
+    assert emoji_only.replies[0].text == texts.DESCRIPTION_TOO_SHORT
+    stale = await intake.handle(ANNA, press("i:category:housing"))
+    assert stale.replies[0].text == texts.STALE_BUTTON
+    forged = await intake.handle(ANNA, press("i:description:x' OR 1=1"))
+    assert await step_of(sqlite_db) == "description"
+    assert forged.replies  # answered, not ignored
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "501")
+        assert draft is not None and draft.data.get("category") == "roads"
+        assert "description" not in draft.data
+
+
+async def test_photo_where_text_is_asked_is_kept(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    result = await intake.handle(ANNA, photo("early"))
+    assert "Фото сохранил" in result.replies[0].text
+    assert await step_of(sqlite_db) == "description"
+    await intake.handle(ANNA, text(DESCRIPTION))
+    prompt = await intake.handle(ANNA, text("проспект Мира, 10"))
+    assert "Уже приложено: 1" in prompt.replies[-1].text
+
+
+async def test_edit_goes_back_to_summary(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await fill_until_confirm(intake)
+    await intake.handle(ANNA, press("i:confirm:edit"))
+    await intake.handle(ANNA, press("i:edit:description"))
+    assert await step_of(sqlite_db) == "description"
+    result = await intake.handle(ANNA, text("Яма стала ещё больше, уже две ямы рядом"))
+    assert await step_of(sqlite_db) == "confirm"
+    assert "две ямы" in result.replies[-1].text
+
+
+async def test_cancel_and_resume(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    await intake.handle(ANNA, text(DESCRIPTION))
+    # A fresh service over the same database stands for a restarted bot.
+    restarted = IntakeService(sqlite_db, config)
+    again = await restarted.start(ANNA)
+    assert again.replies[-1].text == texts.RESUME
+    resumed = await restarted.handle(ANNA, press("i:resume:continue"))
+    assert resumed.replies[-1].text == texts.ASK_ADDRESS
+    cancelled = await restarted.cancel(ANNA)
+    assert cancelled.replies[0].text == texts.CANCELLED
+    assert await step_of(sqlite_db) is None
+    late = await restarted.handle(ANNA, press("i:confirm:submit"))
+    assert late.replies[0].text == texts.ALREADY_SENT
+
+
+async def test_phone_step(sqlite_db: Database, config: CoreConfig) -> None:
+    assert normalize_phone("8 (900) 123-45-67") == "+79001234567"
+    assert normalize_phone("+7 900 123 45 67") == "+79001234567"
+    assert normalize_phone("позвоните мне") is None
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:housing"))
+    await intake.handle(ANNA, text("Нет горячей воды третий день во всём подъезде"))
+    await intake.handle(ANNA, text("ул. Садовая, 12"))
+    await intake.handle(ANNA, text(texts.SKIP))
+    foreign = await intake.handle(
+        ANNA, IntakeInput(kind=InputKind.CONTACT, phone="+79990000000", own_contact=False)
+    )
+    assert foreign.replies[0].text == texts.FOREIGN_CONTACT
+    await intake.handle(ANNA, IntakeInput(kind=InputKind.CONTACT, phone="79001234567"))
+    result = await intake.handle(ANNA, press("i:confirm:submit"))
+    async with sqlite_db.uow() as uow:
+        appeal = await uow.appeals.by_number(str(result.submitted_number))
+        assert appeal is not None and appeal.phone == "+79001234567"
+        assert await uow.session.scalar(select(func.count()).select_from(AppealPhoto)) == 0
+        assert await uow.session.scalar(select(func.count()).select_from(Draft)) == 0
+        assert await uow.session.scalar(select(func.count()).select_from(Appeal)) == 1
+
+
+async def test_my_appeals_lists_only_own(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await fill_until_confirm(intake)
+    submitted = await intake.handle(ANNA, press("i:confirm:submit"))
+    boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502", first_name="Борис")
+    assert (await intake.my_appeals(boris)).replies[0].text == texts.MY_EMPTY
+    mine = (await intake.my_appeals(ANNA)).replies[0].text
+    assert f"№ {submitted.submitted_number}" in mine and "ожидает исполнителя" in mine
