@@ -375,6 +375,18 @@ class OutboxRepo:
         )
         return found is not None
 
+    async def pending_chats(self, appeal_id: int, kind: str) -> list[str]:
+        rows = await self.session.scalars(
+            select(OutboxMessage.chat_id)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.appeal_id == appeal_id,
+                OutboxMessage.kind == kind,
+            )
+            .distinct()
+        )
+        return list(rows)
+
     async def pending(self, limit: int) -> list[OutboxMessage]:
         rows = await self.session.scalars(
             select(OutboxMessage)

@@ -18,10 +18,6 @@ from handlers.telegram.render import send_replies
 
 UNKNOWN_COMMAND = "Такой команды нет. Команды: /start, /new, /my, /cancel, /help."
 
-router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
-
 
 async def _answer(bot: Bot, chat_id: int, result: IntakeResult, worker: OutboxWorker) -> None:
     if result.wrote_outbox:
@@ -29,40 +25,34 @@ async def _answer(bot: Bot, chat_id: int, result: IntakeResult, worker: OutboxWo
     await send_replies(bot, chat_id, result.replies)
 
 
-@router.message(CommandStart())
 async def start(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
     assert message.from_user is not None
     result = await intake.start(resident_of(message.from_user, message.chat.id))
     await _answer(bot, message.chat.id, result, worker)
 
 
-@router.message(Command("new"))
 async def new(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
     assert message.from_user is not None
     result = await intake.new_appeal(resident_of(message.from_user, message.chat.id))
     await _answer(bot, message.chat.id, result, worker)
 
 
-@router.message(Command("cancel"))
 async def cancel(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
     assert message.from_user is not None
     result = await intake.cancel(resident_of(message.from_user, message.chat.id))
     await _answer(bot, message.chat.id, result, worker)
 
 
-@router.message(Command("my"))
 async def my(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
     assert message.from_user is not None
     result = await intake.my_appeals(resident_of(message.from_user, message.chat.id))
     await _answer(bot, message.chat.id, result, worker)
 
 
-@router.message(Command("help"))
 async def help_(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
     await _answer(bot, message.chat.id, await intake.help(), worker)
 
 
-@router.message(F.from_user)
 async def any_message(
     message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker
 ) -> None:
@@ -76,7 +66,6 @@ async def any_message(
     await _answer(bot, message.chat.id, result, worker)
 
 
-@router.callback_query(F.data.startswith("i:"))
 async def intake_button(
     callback: CallbackQuery, bot: Bot, intake: IntakeService, worker: OutboxWorker
 ) -> None:
@@ -93,7 +82,6 @@ async def intake_button(
     await _answer(bot, chat_id, result, worker)
 
 
-@router.callback_query(F.data.regexp(r"^f:\d{1,12}:(yes|no)$"))
 async def feedback(
     callback: CallbackQuery, bot: Bot, staff: StaffService, worker: OutboxWorker
 ) -> None:
@@ -112,6 +100,22 @@ async def feedback(
     await bot.send_message(chat_id, said)
 
 
-@router.callback_query()
 async def unknown_button(callback: CallbackQuery) -> None:
     await callback.answer("Эта кнопка устарела.")
+
+
+def build_router() -> Router:
+    """A fresh router each time: a router can belong to one dispatcher only."""
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.register(start, CommandStart())
+    router.message.register(new, Command("new"))
+    router.message.register(cancel, Command("cancel"))
+    router.message.register(my, Command("my"))
+    router.message.register(help_, Command("help"))
+    router.message.register(any_message, F.from_user)
+    router.callback_query.register(intake_button, F.data.startswith("i:"))
+    router.callback_query.register(feedback, F.data.regexp(r"^f:\d{1,12}:(yes|no)$"))
+    router.callback_query.register(unknown_button)
+    return router

@@ -8,12 +8,10 @@ from aiogram import Router
 from aiogram.types import ErrorEvent
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
 
 SORRY = "Не получилось обработать сообщение. Попробуйте ещё раз — введённое ранее сохранено."
 
 
-@router.errors()
 async def on_error(event: ErrorEvent) -> bool:
     log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
     update = event.update
@@ -25,3 +23,10 @@ async def on_error(event: ErrorEvent) -> bool:
     except Exception:  # the platform itself may be what failed
         log.warning("could not tell the user about the failure")
     return True
+
+
+def build_router() -> Router:
+    """A fresh router each time: a router can belong to one dispatcher only."""
+    router = Router(name=__name__)
+    router.errors.register(on_error)
+    return router

@@ -12,26 +12,20 @@ from aiogram.types import CallbackQuery, Message
 from bot.core.routing import RoutingService
 from handlers.telegram.render import markup
 
-router = Router(name=__name__)
 GROUP_CHATS = F.chat.type.in_({"group", "supergroup"})
 
 
-@router.message(F.migrate_to_chat_id)
 async def migrated(message: Message, routing: RoutingService) -> None:
     assert message.migrate_to_chat_id is not None
     await routing.migrate(message.chat.id, message.migrate_to_chat_id)
 
 
-@router.message(Command("bind"), GROUP_CHATS)
 async def bind(message: Message, routing: RoutingService) -> None:
     assert message.from_user is not None
     outcome = await routing.bind_menu(message.from_user.id)
     await message.reply(outcome.notice, reply_markup=markup(outcome.keyboard))
 
 
-@router.callback_query(
-    F.data.regexp(r"^b:\d{1,9}$"), F.message.chat.type.in_({"group", "supergroup"})
-)
 async def bind_chosen(callback: CallbackQuery, bot: Bot, routing: RoutingService) -> None:
     assert callback.message is not None and callback.data is not None
     chat_id = callback.message.chat.id
@@ -44,24 +38,35 @@ async def bind_chosen(callback: CallbackQuery, bot: Bot, routing: RoutingService
             )
 
 
-@router.message(Command("unbind"), GROUP_CHATS)
 async def unbind(message: Message, routing: RoutingService) -> None:
     assert message.from_user is not None
     outcome = await routing.unbind(message.from_user.id, message.chat.id)
     await message.reply(outcome.notice)
 
 
-@router.message(Command("departments"))
 async def departments(message: Message, routing: RoutingService) -> None:
     assert message.from_user is not None
     outcome = await routing.bindings(message.from_user.id)
     await message.reply(outcome.notice)
 
 
-@router.message(Command("start", "help"), GROUP_CHATS)
 async def group_help(message: Message) -> None:
     await message.reply(
         "Я приёмная обращений жителей. Координатор привязывает группу к отделу командой /bind; "
         "после этого карточки обращений отдела приходят сюда. Ответ (reply) на карточку текстом "
         "уходит жителю, фото — как фото решения."
     )
+
+
+def build_router() -> Router:
+    """A fresh router each time: a router can belong to one dispatcher only."""
+    router = Router(name=__name__)
+    router.message.register(migrated, F.migrate_to_chat_id)
+    router.message.register(bind, Command("bind"), GROUP_CHATS)
+    router.callback_query.register(
+        bind_chosen, F.data.regexp(r"^b:\d{1,9}$"), F.message.chat.type.in_({"group", "supergroup"})
+    )
+    router.message.register(unbind, Command("unbind"), GROUP_CHATS)
+    router.message.register(departments, Command("departments"))
+    router.message.register(group_help, Command("start", "help"), GROUP_CHATS)
+    return router

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from aiogram import Dispatcher
+from aiogram import Dispatcher, Router
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.types import CallbackQuery
 
 from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
 from bot.core.routing import RoutingService
 from handlers.telegram import citizen, errors, groups, staff
+
+STALE = "Эта кнопка устарела."
+
+
+async def stale_button(callback: CallbackQuery) -> None:
+    await callback.answer(STALE)
+
+
+def fallback_router() -> Router:
+    """Any button nobody else took (an old message, junk data) still gets an answer."""
+    router = Router(name="fallback")
+    router.callback_query.register(stale_button)
+    return router
 
 
 def build_dispatcher(
@@ -29,5 +43,11 @@ def build_dispatcher(
     dispatcher["coordinator_ids"] = coordinator_ids
     # Order matters: group administration, then staff replies to cards (which may come from a
     # coordinator's private chat), then the residents' conversation.
-    dispatcher.include_routers(errors.router, groups.router, staff.router, citizen.router)
+    dispatcher.include_routers(
+        errors.build_router(),
+        groups.build_router(),
+        staff.build_router(),
+        citizen.build_router(),
+        fallback_router(),
+    )
     return dispatcher

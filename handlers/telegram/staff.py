@@ -23,8 +23,6 @@ from bot.core.ports import PhotoRef
 from handlers.telegram.inputs import staff_of
 from handlers.telegram.render import inline_markup
 
-router = Router(name=__name__)
-
 STAFF_CALLBACK = re.compile(
     r"^s:(take|transfer|reject|resolve|back|to|rj):(\d{1,12})(?::(\w{1,20}))?$"
 )
@@ -66,7 +64,6 @@ async def _report(bot: Bot, message: Message, outcome: Outcome, worker: OutboxWo
         await message.reply(outcome.notice)
 
 
-@router.message(CardReply(), F.photo)
 async def solution_photo(
     message: Message,
     bot: Bot,
@@ -86,7 +83,6 @@ async def solution_photo(
     await _report(bot, message, outcome, worker)
 
 
-@router.message(CardReply(), F.text)
 async def text_reply(
     message: Message,
     bot: Bot,
@@ -112,14 +108,12 @@ async def text_reply(
     await _report(bot, message, outcome, worker)
 
 
-@router.message(CardReply())
 async def other_reply(message: Message) -> None:
     await message.reply(
         "Жителю можно отправить текст или фото. Ответьте на карточку текстом или фото."
     )
 
 
-@router.callback_query(F.data.startswith("s:"))
 async def card_button(
     callback: CallbackQuery,
     bot: Bot,
@@ -168,3 +162,13 @@ async def card_button(
         await staff.register_prompt(
             outcome.appeal_id, chat_id, sent.message_id, outcome.prompt_purpose
         )
+
+
+def build_router() -> Router:
+    """A fresh router each time: a router can belong to one dispatcher only."""
+    router = Router(name=__name__)
+    router.message.register(solution_photo, CardReply(), F.photo)
+    router.message.register(text_reply, CardReply(), F.text)
+    router.message.register(other_reply, CardReply())
+    router.callback_query.register(card_button, F.data.startswith("s:"))
+    return router

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.core.config import CoreConfig
@@ -38,18 +39,21 @@ class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[Sent] = []
         self.fail_with: list[Exception] = []
+        self.fail_chat: dict[str, list[Exception]] = {}
         self._next_id = 1000
 
     def _id(self) -> int:
         self._next_id += 1
         return self._next_id
 
-    def _maybe_fail(self) -> None:
+    def _maybe_fail(self, chat_id: str) -> None:
+        if self.fail_chat.get(chat_id):
+            raise self.fail_chat[chat_id].pop(0)
         if self.fail_with:
             raise self.fail_with.pop(0)
 
     async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
-        self._maybe_fail()
+        self._maybe_fail(chat_id)
         message_id = self._id()
         self.sent.append(Sent("text", chat_id, text, keyboard, message_id=message_id))
         return message_id
@@ -57,14 +61,14 @@ class RecordingSender:
     async def send_photos(
         self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None
     ) -> list[int]:
-        self._maybe_fail()
+        self._maybe_fail(chat_id)
         ids = [self._id() for _ in photos]
         refs = [p.ref for p in photos]
         self.sent.append(Sent("photos", chat_id, caption or "", photos=refs, message_id=ids[0]))
         return ids
 
     async def send_location(self, chat_id: str, latitude: float, longitude: float) -> int:
-        self._maybe_fail()
+        self._maybe_fail(chat_id)
         message_id = self._id()
         self.sent.append(
             Sent("location", chat_id, location=(latitude, longitude), message_id=message_id)
@@ -74,7 +78,7 @@ class RecordingSender:
     async def edit_text(
         self, chat_id: str, message_id: int, text: str, keyboard: Keyboard | None
     ) -> None:
-        self._maybe_fail()
+        self._maybe_fail(chat_id)
         self.sent.append(Sent("edit", chat_id, text, keyboard, message_id=message_id))
 
     def to(self, chat_id: int | str) -> list[Sent]:
@@ -84,9 +88,16 @@ class RecordingSender:
         return [s.text for s in self.to(chat_id)]
 
 
-def make_worker(db: Database, config: CoreConfig, sender: RecordingSender) -> OutboxWorker:
-    limiter = RateLimiter(NO_LIMITS, is_group=lambda chat: chat.startswith("-"))
-    return OutboxWorker(db, config, {"telegram": sender, "vk": sender}, {"telegram": limiter, "vk": limiter})
+def make_worker(
+    db: Database,
+    config: CoreConfig,
+    sender: RecordingSender,
+    clock: Callable[[], float] = time.monotonic,
+) -> OutboxWorker:
+    limiter = RateLimiter(NO_LIMITS, is_group=lambda chat: chat.startswith("-"), clock=clock)
+    return OutboxWorker(
+        db, config, {"telegram": sender, "vk": sender}, {"telegram": limiter, "vk": limiter}
+    )
 
 
 async def drain(worker: OutboxWorker, rounds: int = 50) -> None:

@@ -37,18 +37,14 @@ async def fill_until_confirm(intake: IntakeService, who: ResidentRef = ANNA) -> 
     await intake.start(who)
     await intake.handle(who, press("i:category:roads"))
     await intake.handle(who, text(DESCRIPTION))
-    await intake.handle(
-        who, IntakeInput(kind=InputKind.LOCATION, latitude=55.75, longitude=37.61)
-    )
+    await intake.handle(who, IntakeInput(kind=InputKind.LOCATION, latitude=55.75, longitude=37.61))
     for index in range(3):
         await intake.handle(who, photo(f"ph{index}", album="alb1"))
     await intake.handle(who, text(texts.DONE))
     await intake.handle(who, text(texts.SKIP))
 
 
-async def test_full_conversation_submits_numbered_appeal(
-    db: Database, config: CoreConfig
-) -> None:
+async def test_full_conversation_submits_numbered_appeal(db: Database, config: CoreConfig) -> None:
     intake = IntakeService(db, config)
     started = await intake.start(ANNA)
     assert started.replies[0].text == texts.WELCOME
@@ -71,9 +67,15 @@ async def test_full_conversation_submits_numbered_appeal(
         assert [p.file_ref for p in photos] == ["ph0", "ph1", "ph2"]
         outbox = list(await uow.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
     accepted = [o for o in outbox if o.chat_id == "501"]
-    assert len(accepted) == 1 and f"№ {result.submitted_number} принято" in accepted[0].payload["text"]
+    assert (
+        len(accepted) == 1 and f"№ {result.submitted_number} принято" in accepted[0].payload["text"]
+    )
     # Roads has no group yet, so the card goes to the coordinator, photos and pin first.
-    assert [o.kind for o in outbox if o.chat_id == "900"] == ["card_media", "card_location", "card_post"]
+    assert [o.kind for o in outbox if o.chat_id == "900"] == [
+        "card_media",
+        "card_location",
+        "card_post",
+    ]
 
 
 async def test_album_is_answered_once(sqlite_db: Database, config: CoreConfig) -> None:
@@ -93,7 +95,9 @@ async def test_odd_input_keeps_the_draft(sqlite_db: Database, config: CoreConfig
     await intake.start(ANNA)
     await intake.handle(ANNA, press("i:category:roads"))
     for kind in ("sticker", "voice", "video", "document", "dice"):
-        result = await intake.handle(ANNA, IntakeInput(kind=InputKind.UNSUPPORTED, unsupported=kind))
+        result = await intake.handle(
+            ANNA, IntakeInput(kind=InputKind.UNSUPPORTED, unsupported=kind)
+        )
         assert texts.EXPECTED_AT_STEP["description"] in result.replies[0].text
     huge = await intake.handle(ANNA, text("я" * 10_000))
     assert "10000 символов" in huge.replies[0].text

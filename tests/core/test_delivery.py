@@ -1,0 +1,139 @@
+"""The outbox worker against a platform that throttles, fails and gets blocked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from bot.core.config import CoreConfig
+from bot.core.ports import ChatMoved, RecipientGone, RetryAfter
+from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
+from storage.models import Department, OutboxMessage, Resident
+from storage.uow import Database, utcnow
+from tests.core.recording import RecordingSender, drain, make_worker
+from tests.core.test_lifecycle import ANNA, ROADS_GROUP, make_world
+
+
+async def make_due(db: Database) -> None:
+    """Skip the wait of rescheduled messages, as if their time had come."""
+    async with db.uow() as uow:
+        await uow.session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        await uow.commit()
+
+
+async def queue_texts(db: Database, chat: str, count: int) -> None:
+    async with db.uow() as uow:
+        for index in range(count):
+            await uow.outbox.add("telegram", chat, "text", {"text": f"msg {index}"})
+        await uow.commit()
+
+
+async def test_order_is_kept_through_failures(sqlite_db: Database, config: CoreConfig) -> None:
+    sender = RecordingSender()
+    now = [0.0]
+    worker = make_worker(sqlite_db, config, sender, clock=lambda: now[0])
+    await queue_texts(sqlite_db, "501", 5)
+    sender.fail_with = [ConnectionError("reset"), RetryAfter(3), TimeoutError()]
+    for _ in range(10):
+        await drain(worker)
+        await make_due(sqlite_db)
+        now[0] += 5  # past any retry_after
+    assert sender.texts_to("501") == [f"msg {i}" for i in range(5)]
+    async with sqlite_db.uow() as uow:
+        rows = list(await uow.session.scalars(select(OutboxMessage)))
+    assert {r.status for r in rows} == {"sent"}
+    assert rows[0].attempts == 4  # three failures, then success
+
+
+async def test_retry_after_waits(sqlite_db: Database, config: CoreConfig) -> None:
+    sender = RecordingSender()
+    worker = make_worker(sqlite_db, config, sender)
+    await queue_texts(sqlite_db, "501", 1)
+    sender.fail_with = [RetryAfter(30)]
+    await drain(worker)
+    await drain(worker)
+    assert sender.sent == []  # still waiting for retry_after
+    async with sqlite_db.uow() as uow:
+        row = (await uow.outbox.pending(10))[0]
+    assert row.next_attempt_at > utcnow() + timedelta(seconds=25)
+
+
+async def test_blocked_resident_is_marked_on_the_card(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, _ = await world.file(ANNA, "roads")
+    world.sender.fail_with = []
+    # Deliver the card first, then make the resident's chat refuse.
+    original = world.sender.send_text
+
+    async def refuse_resident(chat_id: str, text: str, keyboard: object) -> int:
+        if chat_id == ANNA.chat_id:
+            raise RecipientGone("Forbidden: bot was blocked by the user")
+        return await original(chat_id, text, keyboard)  # type: ignore[arg-type]
+
+    world.sender.send_text = refuse_resident  # type: ignore[method-assign]
+    await drain(world.worker)
+    async with db.uow() as uow:
+        resident = await uow.session.scalar(select(Resident))
+        assert resident is not None and resident.unreachable
+        statuses = {
+            r.status
+            for r in await uow.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.chat_id == ANNA.chat_id)
+            )
+        }
+    assert statuses == {"failed"}
+    edits = [s for s in world.sender.to(ROADS_GROUP) if s.method == "edit"]
+    assert edits and "Житель недоступен" in edits[-1].text
+    assert appeal_id
+
+
+async def test_group_migration_keeps_binding(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    world.sender.fail_chat[str(ROADS_GROUP)] = [ChatMoved(-100999)]
+    await world.file(ANNA, "roads")
+    for _ in range(3):
+        await drain(world.worker)
+    async with db.uow() as uow:
+        department = await uow.session.scalar(select(Department).where(Department.code == "roads"))
+        assert department is not None and department.chat_id == -100999
+    assert [s.method for s in world.sender.to(-100999)] == ["photos", "location", "text"]
+
+
+def test_rate_limiter_keeps_telegram_limits() -> None:
+    now = [0.0]
+    limiter = RateLimiter(
+        TELEGRAM_LIMITS, is_group=lambda c: c.startswith("-"), clock=lambda: now[0]
+    )
+    # One message a second to a private chat.
+    assert limiter.wait_time("501") == 0
+    limiter.record("501")
+    assert 0.99 <= limiter.wait_time("501") <= 1.0
+    # Twenty a minute to a group.
+    for _ in range(20):
+        assert limiter.wait_time("-1") == 0 or now[0] > 0
+        limiter.record("-1")
+        now[0] += 0.1
+    assert limiter.wait_time("-1") > 55
+    # Thirty a second overall.
+    now[0] = 100.0
+    for index in range(30):
+        assert limiter.wait_time(str(index)) == 0
+        limiter.record(str(index))
+    assert limiter.wait_time("31") > 0.9
+    limiter.block("77", 10)
+    now[0] = 105.0
+    assert 4.9 <= limiter.wait_time("77") <= 5.0
+
+
+async def test_worker_paces_one_chat(sqlite_db: Database, config: CoreConfig) -> None:
+    sender = RecordingSender()
+    worker = make_worker(sqlite_db, config, sender)
+    worker.limiters["telegram"].limits = TELEGRAM_LIMITS  # type: ignore[misc]
+    await queue_texts(sqlite_db, "501", 3)
+    attempted, wait = await worker.run_once()
+    assert attempted == 1 and 0.5 < wait <= 1.0  # the next one only after a second
+    attempted, _ = await worker.run_once()
+    assert attempted == 0 and len(sender.sent) == 1

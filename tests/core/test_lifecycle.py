@@ -1,0 +1,218 @@
+"""An appeal's life through the core: routing, staff actions, the resident's verdict, delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core import texts
+from bot.core.appeals import DENIED, StaffService
+from bot.core.config import CoreConfig
+from bot.core.delivery import OutboxWorker
+from bot.core.intake import IntakeService
+from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef, StaffActor
+from bot.core.ports import PhotoRef
+from bot.core.routing import RoutingService
+from storage.uow import Database
+from tests.conftest import COORDINATOR
+from tests.core.recording import RecordingSender, drain, make_worker
+
+ROADS_GROUP = -100111
+HOUSING_GROUP = -100222
+ANNA = ResidentRef(Platform.TELEGRAM, user_id="501", chat_id="501", first_name="Анна")
+IVAN = StaffActor(user_id=701, name="Иван Петров", chat_id=ROADS_GROUP)
+
+
+@dataclass
+class World:
+    db: Database
+    intake: IntakeService
+    staff: StaffService
+    routing: RoutingService
+    sender: RecordingSender
+    worker: OutboxWorker
+
+    async def department_id(self, code: str) -> int:
+        async with self.db.uow() as uow:
+            departments = await uow.catalog.departments()
+        return next(d.id for d in departments if d.code == code)
+
+    async def file(self, who: ResidentRef, category: str) -> tuple[int, str]:
+        await self.intake.start(who)
+        await self.intake.handle(
+            who, IntakeInput(InputKind.ACTION, action=f"i:category:{category}")
+        )
+        await self.intake.handle(
+            who, IntakeInput(InputKind.TEXT, text="Во дворе прорвало трубу, течёт вода")
+        )
+        await self.intake.handle(
+            who, IntakeInput(InputKind.LOCATION, latitude=43.11, longitude=131.88)
+        )
+        await self.intake.handle(who, IntakeInput(InputKind.PHOTO, photo_refs=("resident-photo",)))
+        await self.intake.handle(who, IntakeInput(InputKind.TEXT, text=texts.DONE))
+        await self.intake.handle(who, IntakeInput(InputKind.TEXT, text=texts.SKIP))
+        result = await self.intake.handle(
+            who, IntakeInput(InputKind.ACTION, action="i:confirm:submit")
+        )
+        assert result.submitted_number is not None
+        async with self.db.uow() as uow:
+            appeal = await uow.appeals.by_number(result.submitted_number)
+            assert appeal is not None
+            return appeal.id, appeal.number
+
+    async def status(self, appeal_id: int) -> str:
+        async with self.db.uow() as uow:
+            appeal = await uow.appeals.get(appeal_id)
+            assert appeal is not None
+            return appeal.status
+
+
+async def make_world(db: Database, config: CoreConfig) -> World:
+    sender = RecordingSender()
+    world = World(
+        db=db,
+        intake=IntakeService(db, config),
+        staff=StaffService(db, config),
+        routing=RoutingService(db, config),
+        sender=sender,
+        worker=make_worker(db, config, sender),
+    )
+    roads = await world.department_id("roads")
+    housing = await world.department_id("housing")
+    assert (await world.routing.bind(COORDINATOR, ROADS_GROUP, roads)).ok
+    assert (await world.routing.bind(COORDINATOR, HOUSING_GROUP, housing)).ok
+    return world
+
+
+async def test_full_life_of_an_appeal(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+
+    to_group = world.sender.to(ROADS_GROUP)
+    assert [s.method for s in to_group] == ["photos", "location", "text"]
+    card = to_group[-1]
+    assert f"№ {number}" in card.text and "Анна" in card.text
+    assert f"s:take:{appeal_id}" in card.actions
+    assert f"Обращение № {number} принято" in world.sender.texts_to("501")[0]
+
+    assert (await world.staff.take(IVAN, appeal_id)).ok
+    outcome = await world.staff.answer(IVAN, appeal_id, "Яму засыплем до пятницы")
+    assert outcome.ok
+    solution = PhotoRef("telegram", "solution-photo")
+    assert (await world.staff.solution_photo(IVAN, appeal_id, solution, "Готово")).ok
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    await drain(world.worker)
+
+    resident = world.sender.to("501")
+    said = [s.text for s in resident]
+    assert any(texts.taken(number) == t for t in said)
+    assert any(t.startswith(f"Ответ по обращению № {number}") and "до пятницы" in t for t in said)
+    assert not any("Иван" in t for t in said)  # staff names stay inside the group
+    photo = next(s for s in resident if s.method == "photos")
+    assert photo.photos == ["solution-photo"] and number in photo.text
+    verdict = resident[-1]
+    assert verdict.actions == [f"f:{appeal_id}:yes", f"f:{appeal_id}:no"]
+    edits = [s for s in world.sender.to(ROADS_GROUP) if s.method == "edit"]
+    assert edits and edits[-1].message_id == card.message_id
+    assert "Решено" in edits[-1].text and "Иван Петров" in edits[-1].text
+
+    reply = await world.staff.resident_feedback(ANNA, appeal_id, solved=False)
+    assert reply == texts.reopened_for_resident(number)
+    await drain(world.worker)
+    assert await world.status(appeal_id) == "reopened"
+    new_cards = [s for s in world.sender.to(ROADS_GROUP) if s.method == "text"]
+    assert len(new_cards) == 2 and "НЕ решена" in new_cards[-1].text
+    assert any("не решено" in t for t in world.sender.texts_to(COORDINATOR))
+
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    thanks = await world.staff.resident_feedback(ANNA, appeal_id, solved=True)
+    assert thanks == texts.thanks_confirmed(number)
+    assert await world.status(appeal_id) == "closed"
+
+
+async def test_other_chats_cannot_act(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, _ = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    before = len(world.sender.sent)
+    stranger = StaffActor(user_id=666, name="Чужой", chat_id=HOUSING_GROUP)
+    for outcome in (
+        await world.staff.take(stranger, appeal_id),
+        await world.staff.resolve(stranger, appeal_id),
+        await world.staff.answer(stranger, appeal_id, "ха"),
+        await world.staff.reject(stranger, appeal_id, "spam"),
+        await world.staff.transfer(stranger, appeal_id, await world.department_id("waste")),
+        await world.staff.menu(stranger, appeal_id, "transfer"),
+        await world.staff.take(stranger, 999_999),  # a missing appeal answers the same
+    ):
+        assert not outcome.ok and outcome.notice == DENIED
+    await drain(world.worker)
+    assert len(world.sender.sent) == before
+    assert await world.status(appeal_id) == "new"
+    boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502")
+    assert (
+        await world.staff.resident_feedback(boris, appeal_id, solved=True)
+        == "Эта кнопка недоступна."
+    )
+    # A coordinator may act from anywhere.
+    coordinator = StaffActor(
+        user_id=COORDINATOR, name="Коорд", chat_id=COORDINATOR, is_coordinator=True
+    )
+    assert (await world.staff.take(coordinator, appeal_id)).ok
+
+
+async def test_transfer_moves_the_card(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    old_card = [s for s in world.sender.to(ROADS_GROUP) if s.method == "text"][-1]
+    housing = await world.department_id("housing")
+    menu = await world.staff.menu(IVAN, appeal_id, "transfer")
+    assert menu.keyboard is not None
+    assert f"s:to:{appeal_id}:{housing}" in [b.action for r in menu.keyboard.rows for b in r]
+    assert (await world.staff.transfer(IVAN, appeal_id, housing)).ok
+    await drain(world.worker)
+    frozen = [s for s in world.sender.to(ROADS_GROUP) if s.method == "edit"][-1]
+    assert frozen.message_id == old_card.message_id and frozen.keyboard is None
+    assert "Передано" in frozen.text
+    new_card = [s for s in world.sender.to(HOUSING_GROUP) if s.method == "text"][-1]
+    assert f"№ {number}" in new_card.text and f"s:take:{appeal_id}" in new_card.actions
+    assert any("передано по компетенции" in t for t in world.sender.texts_to("501"))
+    # The old group lost its say over the appeal.
+    assert not (await world.staff.take(IVAN, appeal_id)).ok
+
+
+async def test_reject_with_duplicate_reason(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    _first_id, first_number = await world.file(ANNA, "roads")
+    second_id, second_number = await world.file(ANNA, "roads")
+    prompt = await world.staff.reject(IVAN, second_id, "duplicate")
+    assert prompt.prompt and prompt.prompt_purpose == "reject_duplicate"
+    wrong = await world.staff.reject(IVAN, second_id, "duplicate", "2020-999999")
+    assert not wrong.ok and await world.status(second_id) == "new"
+    assert (await world.staff.reject(IVAN, second_id, "duplicate", f"№ {first_number}")).ok
+    await drain(world.worker)
+    assert await world.status(second_id) == "rejected"
+    expected = texts.rejected(second_number, f"повторяет обращение № {first_number}")
+    assert expected in world.sender.texts_to("501")
+    assert not (await world.staff.answer(IVAN, second_id, "ещё ответ")).ok
+
+
+async def test_unbound_department_goes_to_coordinators(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "transport")
+    await drain(world.worker)
+    card = [s for s in world.sender.to(COORDINATOR) if s.method == "text"][-1]
+    assert f"№ {number}" in card.text and "не привязан к группе" in card.text
+    coordinator = StaffActor(
+        user_id=COORDINATOR, name="Коорд", chat_id=COORDINATOR, is_coordinator=True
+    )
+    assert (await world.staff.answer(coordinator, appeal_id, "Маршрут изменят с понедельника")).ok
+
+
+async def test_regional_category_tells_the_resident(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    _, number = await world.file(ANNA, "health")
+    await drain(world.worker)
+    accepted = world.sender.texts_to("501")[0]
+    assert f"№ {number}" in accepted and "региональном уровне" in accepted

@@ -1,0 +1,105 @@
+"""Storage on SQLite and PostgreSQL: numbering under concurrency, catalogue sync, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.core.catalog import Catalog, CategorySpec, DepartmentSpec, load_catalog
+from bot.core.config import CoreConfig
+from bot.core.intake import IntakeService
+from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef
+from bot.core.numbering import appeal_number, normalize_number
+from bot.settings import DEFAULT_CATEGORIES_FILE
+from storage.models import Appeal, Base, Category
+from storage.uow import Database
+
+CONCURRENT = 25
+
+
+async def test_concurrent_counter_is_gap_free(db: Database) -> None:
+    async def bump() -> int:
+        async with db.uow() as uow:
+            seq = await uow.appeals.next_seq(2026)
+            await asyncio.sleep(0)  # let the others try to interleave
+            await uow.commit()
+            return seq
+
+    numbers = await asyncio.gather(*(bump() for _ in range(CONCURRENT)))
+    assert sorted(numbers) == list(range(1, CONCURRENT + 1))
+
+
+async def test_concurrent_submissions_get_distinct_numbers(
+    db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(db, config)
+
+    async def file(user: int) -> str:
+        who = ResidentRef(Platform.TELEGRAM, user_id=str(user), chat_id=str(user))
+        steps = [
+            IntakeInput(InputKind.ACTION, action="i:category:waste"),
+            IntakeInput(InputKind.TEXT, text="Контейнеры не вывозят уже неделю"),
+            IntakeInput(InputKind.TEXT, text="ул. Пушкина, 1"),
+            IntakeInput(InputKind.TEXT, text="Пропустить"),
+            IntakeInput(InputKind.TEXT, text="Пропустить"),
+        ]
+        await intake.start(who)
+        for given in steps:
+            await intake.handle(who, given)
+        result = await intake.handle(who, IntakeInput(InputKind.ACTION, action="i:confirm:submit"))
+        assert result.submitted_number is not None
+        return result.submitted_number
+
+    numbers = await asyncio.gather(*(file(1000 + i) for i in range(CONCURRENT)))
+    seqs = sorted(int(n.split("-")[1]) for n in numbers)
+    assert seqs == list(range(1, CONCURRENT + 1))
+    async with db.uow() as uow:
+        assert await uow.session.scalar(select(func.count()).select_from(Appeal)) == CONCURRENT
+
+
+async def test_catalog_sync_is_idempotent(db: Database) -> None:
+    catalog = load_catalog(DEFAULT_CATEGORIES_FILE)
+    for _ in range(2):
+        async with db.uow() as uow:
+            await uow.catalog.sync(catalog)
+            await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.session.scalar(select(func.count()).select_from(Category)) == len(
+            catalog.categories
+        )
+    # Removing a category from the file hides it; renaming keeps its id.
+    trimmed = Catalog(
+        departments=[*catalog.departments, DepartmentSpec("parks", "Парки")],
+        categories=[
+            CategorySpec(code="roads", title="Дороги и тротуары", department="parks"),
+        ],
+    )
+    async with db.uow() as uow:
+        before = await uow.catalog.category_by_code("roads")
+        await uow.catalog.sync(trimmed)
+        await uow.commit()
+    async with db.uow() as uow:
+        active = await uow.catalog.active_categories()
+        assert [c.title for c in active] == ["Дороги и тротуары"]
+        assert before is not None and active[0].id == before.id
+
+
+async def test_migrations_match_models(engine: AsyncEngine) -> None:
+    def diff(connection: object) -> list[object]:
+        context = MigrationContext.configure(connection)  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+def test_numbers() -> None:
+    assert appeal_number(2026, 123) == "2026-000123"
+    assert normalize_number("№ 2026-123") == "2026-000123"
+    assert normalize_number(" 2026/000045 ") == "2026-000045"
+    assert normalize_number("123") is None
+    assert normalize_number("abcd-12") is None
