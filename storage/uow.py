@@ -387,6 +387,20 @@ class OutboxRepo:
         )
         return list(rows)
 
+    async def pending_appeals(self, platform: str, chat_id: str) -> list[int]:
+        """Appeals with messages still waiting for this chat (including the one in flight)."""
+        rows = await self.session.scalars(
+            select(OutboxMessage.appeal_id)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.platform == platform,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.appeal_id.is_not(None),
+            )
+            .distinct()
+        )
+        return [int(r) for r in rows if r is not None]
+
     async def pending(self, limit: int) -> list[OutboxMessage]:
         rows = await self.session.scalars(
             select(OutboxMessage)

@@ -28,7 +28,7 @@ from bot.core.ports import (
 from bot.core.ratelimit import RateLimiter
 from bot.core.routing import migrate_chat
 from storage.models import OutboxMessage
-from storage.uow import Database, utcnow
+from storage.uow import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,13 @@ class OutboxWorker:
 
     async def _recipient_gone(self, item: OutboxMessage, error: str) -> None:
         async with self.db.uow() as uow:
+            if item.platform == notify.STAFF_PLATFORM and _is_int(item.chat_id):
+                department = await uow.catalog.department_by_chat(int(item.chat_id))
+                if department is not None:
+                    await self._group_gone(uow, item, department.id, department.name, error)
+                    await uow.commit()
+                    self.wake()
+                    return
             resident = await uow.residents.by_chat(item.platform, item.chat_id)
             await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
             if resident is not None and not resident.unreachable:
@@ -168,9 +175,33 @@ class OutboxWorker:
                     await notify.refresh_cards(uow, appeal)
                 log.info("resident chat %s:%s unreachable", item.platform, item.chat_id)
             elif resident is None:
-                log.error("staff chat %s refused delivery: %s", item.chat_id, error)
+                log.error("chat %s refused delivery: %s", item.chat_id, error)
             await uow.commit()
         self.wake()
+
+    async def _group_gone(
+        self, uow: UnitOfWork, item: OutboxMessage, department_id: int, name: str, error: str
+    ) -> None:
+        """The bot was removed from a department's group: fall back to the coordinators."""
+        log.error("department %s group %s refused delivery: %s", department_id, item.chat_id, error)
+        waiting = await uow.outbox.pending_appeals(item.platform, item.chat_id)
+        await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
+        department = await uow.catalog.department(department_id)
+        assert department is not None
+        department.chat_id = None
+        await uow.session.flush()
+        await notify.to_coordinators(
+            uow,
+            self.config,
+            f"⚠️ Бот не может писать в группу отдела «{name}»: его удалили или лишили прав. "
+            "Отдел отвязан, его обращения пока приходят вам. Добавьте бота в группу и отправьте "
+            "там /bind.",
+        )
+        for appeal_id in waiting:
+            appeal = await uow.appeals.get(appeal_id)
+            if appeal is not None and appeal.department_id == department_id:
+                await uow.appeals.add_event(appeal.id, "unbound", detail=name)
+                await notify.post_card(uow, self.config, appeal)
 
     async def _send(self, sender: Sender, item: OutboxMessage) -> list[tuple[int, int, str]]:
         """Send one outbox message; returns the staff-chat messages to remember."""
@@ -221,6 +252,10 @@ class OutboxWorker:
             await sender.edit_text(chat, int(payload["message_id"]), frozen.text, None)
             return []
         raise PermanentError(f"unknown outbox kind {item.kind!r}")
+
+
+def _is_int(value: str) -> bool:
+    return value.lstrip("-").isdigit()
 
 
 def _keyboard(raw: Any) -> Keyboard | None:

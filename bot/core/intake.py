@@ -61,6 +61,11 @@ def _letters(text: str) -> int:
     return len(_LETTER.findall(text))
 
 
+def _valid_description(text: str) -> bool:
+    """Words, not just emoji or a greeting: at least 10 characters with 5 letters among them."""
+    return texts.MIN_DESCRIPTION <= len(text) <= texts.MAX_DESCRIPTION and _letters(text) >= 5
+
+
 def normalize_phone(text: str) -> str | None:
     digits = re.sub(r"\D", "", text)
     if not re.fullmatch(r"[+\d\s()\-.]{10,25}", text.strip()) or not 10 <= len(digits) <= 15:
@@ -137,7 +142,8 @@ class IntakeService:
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
             if draft is None:
-                return self._idle(given)
+                first = await self._first_message(uow, who, given)
+                return first if first is not None else self._idle(given)
             step, data = Step(draft.step), dict(draft.data)
             data.setdefault("photos", [])
             if given.kind is InputKind.ACTION:
@@ -163,6 +169,27 @@ class IntakeService:
             return IntakeResult(replies, outcome.submitted_number)
 
     # Steps --------------------------------------------------------------------------------
+
+    async def _first_message(
+        self, uow: UnitOfWork, who: ResidentRef, given: IntakeInput
+    ) -> IntakeResult | None:
+        """A resident who just writes about the problem: keep it and start the appeal with it.
+
+        Lost first messages are what residents of support bots complain about most.
+        """
+        data: dict[str, Any] = {"photos": list(given.photo_refs[: texts.MAX_PHOTOS])}
+        text = given.text.strip()
+        if given.kind in (InputKind.TEXT, InputKind.PHOTO) and _valid_description(text):
+            data["description"] = text
+        elif given.kind is not InputKind.PHOTO:
+            return None
+        if given.album_id:
+            data["album"] = given.album_id
+        await uow.drafts.save(who.platform.value, who.user_id, Step.CATEGORY, data)
+        await uow.commit()
+        kept = "текст" if "description" in data else "фото"
+        intro = Reply(f"Начнём обращение — ваш {kept} сохранил. Осталось несколько шагов.", MENU)
+        return IntakeResult([intro, *await self._prompt(uow, Step.CATEGORY, data)])
 
     def _idle(self, given: IntakeInput) -> IntakeResult:
         if given.kind is InputKind.ACTION and given.action.startswith("i:confirm:"):
@@ -237,7 +264,10 @@ class IntakeService:
         if chosen is None:
             return _StepOutcome([Reply(texts.ASK_CATEGORY_AGAIN)], next_step=Step.CATEGORY)
         data["category"] = chosen.code
-        return _StepOutcome(next_step=self._after(data, Step.DESCRIPTION))
+        described = bool(data.get("description"))
+        return _StepOutcome(
+            next_step=self._after(data, Step.ADDRESS if described else Step.DESCRIPTION)
+        )
 
     async def _description(
         self,
@@ -264,7 +294,7 @@ class IntakeService:
         if len(text) > texts.MAX_DESCRIPTION:
             said = texts.DESCRIPTION_TOO_LONG.format(length=len(text), limit=texts.MAX_DESCRIPTION)
             return _StepOutcome([Reply(said)])
-        if len(text) < texts.MIN_DESCRIPTION or _letters(text) < 5:
+        if not _valid_description(text):
             return _StepOutcome([Reply(texts.DESCRIPTION_TOO_SHORT)])
         data["description"] = text
         return _StepOutcome(next_step=self._after(data, Step.ADDRESS))

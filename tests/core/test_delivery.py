@@ -137,3 +137,19 @@ async def test_worker_paces_one_chat(sqlite_db: Database, config: CoreConfig) ->
     assert attempted == 1 and 0.5 < wait <= 1.0  # the next one only after a second
     attempted, _ = await worker.run_once()
     assert attempted == 0 and len(sender.sent) == 1
+
+
+async def test_bot_removed_from_group_falls_back_to_coordinators(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await make_world(db, config)
+    world.sender.fail_chat[str(ROADS_GROUP)] = [RecipientGone("Forbidden: bot was kicked")]
+    _, number = await world.file(ANNA, "roads")
+    for _ in range(3):
+        await drain(world.worker)
+    async with db.uow() as uow:
+        department = await uow.session.scalar(select(Department).where(Department.code == "roads"))
+        assert department is not None and department.chat_id is None
+    to_coordinator = world.sender.texts_to(900)
+    assert any("не может писать в группу" in t for t in to_coordinator)
+    assert any(f"№ {number}" in t and "не привязан" in t for t in to_coordinator)

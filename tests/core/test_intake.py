@@ -189,3 +189,19 @@ async def test_my_appeals_lists_only_own(sqlite_db: Database, config: CoreConfig
     assert (await intake.my_appeals(boris)).replies[0].text == texts.MY_EMPTY
     mine = (await intake.my_appeals(ANNA)).replies[0].text
     assert f"№ {submitted.submitted_number}" in mine and "ожидает исполнителя" in mine
+
+
+async def test_first_message_is_not_lost(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    result = await intake.handle(ANNA, text(DESCRIPTION))
+    assert "ваш текст сохранил" in result.replies[0].text
+    assert result.replies[-1].text == texts.ASK_CATEGORY
+    after = await intake.handle(ANNA, press("i:category:roads"))
+    assert after.replies[-1].text == texts.ASK_ADDRESS  # the description is already there
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "501")
+        assert draft is not None and draft.data["description"] == DESCRIPTION
+    hello = await intake.handle(
+        ResidentRef(Platform.TELEGRAM, user_id="777", chat_id="777"), text("привет")
+    )
+    assert hello.replies[0].text == texts.IDLE
