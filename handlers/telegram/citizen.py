@@ -17,6 +17,7 @@ from handlers.telegram.inputs import intake_input, resident_of
 from handlers.telegram.render import send_replies
 
 UNKNOWN_COMMAND = "Такой команды нет. Команды: /start, /new, /my, /cancel, /help."
+GROUP_ONLY = "Эта команда работает в группе отдела: добавьте бота в группу и отправьте её там."
 
 
 async def _answer(bot: Bot, chat_id: int, result: IntakeResult, worker: OutboxWorker) -> None:
@@ -58,7 +59,11 @@ async def any_message(
 ) -> None:
     assert message.from_user is not None
     if message.text is not None and message.text.startswith("/"):
-        await message.answer(UNKNOWN_COMMAND)
+        command = message.text.split(maxsplit=1)[0].split("@")[0]
+        if command in ("/bind", "/unbind"):
+            await message.answer(GROUP_ONLY)
+        else:
+            await message.answer(UNKNOWN_COMMAND)
         return
     result = await intake.handle(
         resident_of(message.from_user, message.chat.id), intake_input(message)
