@@ -6,7 +6,7 @@ from contextlib import suppress
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.core.appeals import StaffService
@@ -26,32 +26,25 @@ async def _answer(bot: Bot, chat_id: int, result: IntakeResult, worker: OutboxWo
     await send_replies(bot, chat_id, result.replies)
 
 
-async def start(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
+async def command(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    intake: IntakeService,
+    worker: OutboxWorker,
+) -> None:
+    """/start, /new, /cancel, /my, /help: each maps to one intake entry point."""
     assert message.from_user is not None
-    result = await intake.start(resident_of(message.from_user, message.chat.id))
+    who = resident_of(message.from_user, message.chat.id)
+    actions = {
+        "start": intake.start,
+        "new": intake.new_appeal,
+        "cancel": intake.cancel,
+        "my": intake.my_appeals,
+    }
+    action = actions.get(command.command)
+    result = await action(who) if action is not None else await intake.help()
     await _answer(bot, message.chat.id, result, worker)
-
-
-async def new(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
-    assert message.from_user is not None
-    result = await intake.new_appeal(resident_of(message.from_user, message.chat.id))
-    await _answer(bot, message.chat.id, result, worker)
-
-
-async def cancel(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
-    assert message.from_user is not None
-    result = await intake.cancel(resident_of(message.from_user, message.chat.id))
-    await _answer(bot, message.chat.id, result, worker)
-
-
-async def my(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
-    assert message.from_user is not None
-    result = await intake.my_appeals(resident_of(message.from_user, message.chat.id))
-    await _answer(bot, message.chat.id, result, worker)
-
-
-async def help_(message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker) -> None:
-    await _answer(bot, message.chat.id, await intake.help(), worker)
 
 
 async def any_message(
@@ -114,11 +107,7 @@ def build_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(F.chat.type == "private")
     router.callback_query.filter(F.message.chat.type == "private")
-    router.message.register(start, CommandStart())
-    router.message.register(new, Command("new"))
-    router.message.register(cancel, Command("cancel"))
-    router.message.register(my, Command("my"))
-    router.message.register(help_, Command("help"))
+    router.message.register(command, Command("start", "new", "cancel", "my", "help"))
     router.message.register(any_message, F.from_user)
     router.callback_query.register(intake_button, F.data.startswith("i:"))
     router.callback_query.register(feedback, F.data.regexp(r"^f:\d{1,12}:(yes|no)$"))
