@@ -1,0 +1,608 @@
+"""The whole bot over real HTTP: ``python -m bot`` in a subprocess, a fake Bot API server, and
+the test playing the coordinator, a department's staff, an outsider and three residents.
+
+What is asserted is what people would see (the requests the bot made to the Bot API) and, where
+it says more, the database the bot keeps (opened read-only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.e2e.conftest import failed
+from tests.fakes.fake_telegram import JSON, FakeTelegram, Request, answers_to
+
+TOKEN = "123456:TEST"
+COORDINATOR_ID = 900
+STAFF_ID = 701
+INTRUDER_ID = 702
+ROADS_GROUP = -100111
+HOUSING_GROUP = -100222
+ROADS_DEPARTMENT = "Управление дорожного хозяйства"
+HOUSING_DEPARTMENT = "Управление ЖКХ"
+DENIED = "Это действие здесь недоступно."
+START_TIMEOUT = 20.0
+WAIT = 15.0
+
+
+class BotProcess:
+    """``python -m bot`` as the README runs it, with its output in a log file."""
+
+    def __init__(self, api_url: str, db_path: Path, workdir: Path, log_path: Path) -> None:
+        self.api_url = api_url
+        self.db_path = db_path
+        self.workdir = workdir
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+        self._log: IO[bytes] | None = None
+        self.starts = 0
+
+    def env(self) -> dict[str, str]:
+        keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+        env = {key: os.environ[key] for key in keep if key in os.environ}
+        env.update(
+            BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=self.api_url,
+            DATABASE_URL=f"sqlite+aiosqlite:///{self.db_path}",
+            COORDINATOR_IDS=str(COORDINATOR_ID),
+            TIMEZONE="Europe/Moscow",
+            ANSWER_DEADLINE="PT8H",
+            LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    async def start(self, fake: FakeTelegram) -> None:
+        """Start and wait until the bot long-polls the fake."""
+        self.starts += 1
+        self._log = self.log_path.open("ab")
+        self._log.write(f"\n===== start #{self.starts} =====\n".encode())
+        self._log.flush()
+        polls = fake.polls_started
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=self.workdir,
+            env=self.env(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while fake.polls_started == polls:
+            if self.process.returncode is not None:
+                raise AssertionError(
+                    f"the bot exited with {self.process.returncode}:\n{self.log()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bot did not start polling:\n{self.log()}")
+            await asyncio.sleep(0.05)
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean shutdown at all, as in a power cut or an OOM kill."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+        self._close_log()
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if the bot does not exit in time."""
+        if self.process is None or self.process.returncode is not None:
+            self._close_log()
+            return
+        self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        self._close_log()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode if self.process is not None else None
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram(TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def bot(
+    fake: FakeTelegram, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[BotProcess]:
+    workdir = tmp_path / "cwd"  # no .env there
+    workdir.mkdir()
+    process = BotProcess(fake.base_url, tmp_path / "db.sqlite", workdir, tmp_path / "bot.log")
+    try:
+        await process.start(fake)
+        yield process
+    finally:
+        await process.stop()
+        if failed(request.node):
+            print("===== bot log =====")
+            print(process.log())
+            print("===== Bot API requests =====")
+            print(fake.dump())
+
+
+# Reading the bot's database ---------------------------------------------------------------
+
+
+def db_rows(db_path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
+    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        connection.row_factory = sqlite3.Row
+        return connection.execute(sql, args).fetchall()
+    finally:
+        connection.close()
+
+
+def appeal_row(db_path: Path, number: str) -> sqlite3.Row:
+    rows = db_rows(db_path, "SELECT * FROM appeals WHERE number = ?", number)
+    assert len(rows) == 1, f"appeal {number} not in the database"
+    return rows[0]
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+def outbox_idle(db_path: Path) -> bool:
+    return not db_rows(db_path, "SELECT id FROM outbox WHERE status = 'pending'")
+
+
+# Small predicates over recorded requests ----------------------------------------------------
+
+
+def text_to(chat_id: int, *fragments: str) -> Callable[[Request], bool]:
+    """A sendMessage to ``chat_id`` whose text contains every fragment."""
+
+    def check(r: Request) -> bool:
+        return (
+            r.ok
+            and r.name == "sendmessage"
+            and r.chat_id == chat_id
+            and all(f in r.text for f in fragments)
+        )
+
+    return check
+
+
+def with_button(chat_id: int, data: str) -> Callable[[Request], bool]:
+    return lambda r: r.is_send(chat_id) and data in r.callback_data
+
+
+def answer_to(query_id: str) -> Callable[[Request], bool]:
+    """The answerCallbackQuery for one button press."""
+    return lambda r: r.name == "answercallbackquery" and r.params["callback_query_id"] == query_id
+
+
+def card_in(chat_id: int, appeal_number: str) -> Callable[[Request], bool]:
+    """An appeal's card: its number and a «Взять в работу» button."""
+    return lambda r: (
+        text_to(chat_id, f"№ {appeal_number}")(r)
+        and any(d.startswith("s:take:") for d in r.callback_data)
+    )
+
+
+def button_data(message: JSON, text: str) -> str:
+    """The callback data of the inline button titled ``text`` under ``message``."""
+    for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+        for button in row:
+            if button["text"] == text:
+                return str(button["callback_data"])
+    raise AssertionError(f"no button {text!r} under message: {message.get('reply_markup')}")
+
+
+def appeal_id_from(card: Request) -> int:
+    take = next(d for d in card.callback_data if d.startswith("s:take:"))
+    return int(take.split(":")[2])
+
+
+def number(seq: int) -> str:
+    return f"{datetime.now(ZoneInfo('Europe/Moscow')).year}-{seq:06d}"
+
+
+# Playing the people ---------------------------------------------------------------------------
+
+
+async def bind_group(
+    fake: FakeTelegram, coordinator: JSON, chat_id: int, department: str, command: str
+) -> None:
+    since = fake.mark()
+    fake.send_text(coordinator, command, chat=chat_id)
+    menu = await fake.wait_for(
+        lambda r: r.is_send(chat_id) and any(d.startswith("b:") for d in r.callback_data),
+        since=since,
+        what=f"/bind menu in {chat_id}",
+    )
+    assert menu.message is not None
+    # A reply to the command, so the coordinator sees which /bind it answers.
+    assert menu.message["reply_to_message"]["text"] == command
+    data = button_data(menu.message, department)
+    query = fake.press(coordinator, menu.message, data)
+    answered = await fake.wait_for(answer_to(query), since=since, what="the bind button answered")
+    assert answered.ok
+    await fake.wait_for(
+        lambda r: (
+            r.ok
+            and r.name == "editmessagetext"
+            and r.chat_id == chat_id
+            and "Группа привязана" in r.text
+            and department in r.text
+        ),
+        since=since,
+        what=f"binding of {chat_id} confirmed",
+    )
+
+
+async def start_appeal(fake: FakeTelegram, resident: JSON, category: str) -> None:
+    """/start, then the category button; ends when the bot asks for the description."""
+    chat = resident["id"]
+    since = fake.mark()
+    fake.send_text(resident, "/start")
+    menu = await fake.wait_for(
+        with_button(chat, f"i:category:{category}"), since=since, what="category buttons"
+    )
+    assert menu.message is not None
+    since = fake.mark()
+    fake.press(resident, menu.message, f"i:category:{category}")
+    await fake.wait_for(text_to(chat, "Опишите проблему"), since=since, what="description asked")
+
+
+async def say(
+    fake: FakeTelegram, resident: JSON, text: str, expect: str, what: str = ""
+) -> Request:
+    since = fake.mark()
+    fake.send_text(resident, text)
+    return await fake.wait_for(
+        text_to(resident["id"], expect), since=since, what=what or f"«{expect}» after «{text}»"
+    )
+
+
+async def submit(fake: FakeTelegram, resident: JSON, summary_has: tuple[str, ...]) -> str:
+    """At the summary: check it, press «Отправить»; returns the «принято» text."""
+    chat = resident["id"]
+    summary = await fake.wait_for(
+        with_button(chat, "i:confirm:submit"), what="the summary with «Отправить»"
+    )
+    for fragment in summary_has:
+        assert fragment in summary.text, summary.text
+    assert summary.message is not None
+    since = fake.mark()
+    fake.press(resident, summary.message, "i:confirm:submit")
+    accepted = await fake.wait_for(
+        text_to(chat, "принято"), since=since, what="«Обращение № … принято»"
+    )
+    # The pressed summary loses its buttons, so it cannot be sent twice.
+    assert "reply_markup" not in fake.message(chat, summary.message["message_id"])
+    return accepted.text
+
+
+# The test ---------------------------------------------------------------------------------------
+
+
+async def test_appeal_lifecycle_over_http(
+    fake: FakeTelegram, bot: BotProcess, tmp_path: Path
+) -> None:
+    db = tmp_path / "db.sqlite"
+    coordinator = fake.user(COORDINATOR_ID, "Ольга", "Координаторова")
+    staff = fake.user(STAFF_ID, "Пётр", "Сидоров", username="petr_roads")
+    intruder = fake.user(INTRUDER_ID, "Иван", "Посторонний")
+    anna = fake.user(501, "Анна")
+    boris = fake.user(502, "Борис")
+    vera = fake.user(503, "Вера")
+    fake.group(ROADS_GROUP, "Дороги — сотрудники")
+    fake.group(HOUSING_GROUP, "ЖКХ — сотрудники")
+
+    # The command menu is set at start.
+    menu = await fake.wait_for(lambda r: r.name == "setmycommands", what="setMyCommands")
+    assert menu.ok and [c["command"] for c in menu.params["commands"]] == [
+        "start",
+        "my",
+        "cancel",
+        "help",
+    ]
+
+    # The coordinator has talked to the bot privately (else it could not write to them).
+    await say(fake, coordinator, "/start", "Здравствуйте", "the coordinator's /start")
+
+    # --- Binding the departments' groups ---------------------------------------------------
+    # Both forms a group gets: typed, and picked from the command menu (addressed to the bot).
+    await bind_group(fake, coordinator, ROADS_GROUP, ROADS_DEPARTMENT, "/bind")
+    await bind_group(
+        fake, coordinator, HOUSING_GROUP, HOUSING_DEPARTMENT, f"/bind@{fake.bot_user['username']}"
+    )
+    bound = {
+        row["name"]: row["chat_id"]
+        for row in db_rows(db, "SELECT name, chat_id FROM departments WHERE chat_id IS NOT NULL")
+    }
+    assert bound == {ROADS_DEPARTMENT: ROADS_GROUP, HOUSING_DEPARTMENT: HOUSING_GROUP}
+
+    # --- Anna files an appeal about a road -------------------------------------------------
+    await start_appeal(fake, anna, "roads")
+    await say(
+        fake, anna, "Огромная яма на дороге у дома 5, машины объезжают по встречке", "Где это?"
+    )
+    since = fake.mark()
+    fake.send_location(anna, 55.751244, 37.618423)
+    await fake.wait_for(text_to(anna["id"], "Пришлите фото"), since=since, what="photos asked")
+    # An album, and «Готово» right after it, as a hurried user does (one getUpdates batch).
+    since = fake.mark()
+    album = fake.send_album(anna, 3)
+    fake.send_text(anna, "Готово")
+    await fake.wait_for(text_to(anna["id"], "Оставьте телефон"), since=since, what="phone asked")
+    # The album is answered once, not once per photo.
+    assert len(fake.find(text_to(anna["id"], "Фото получено"), since)) == 1
+    assert not fake.find(text_to(anna["id"], "Сейчас"), since)  # no «not expected here»
+    since = fake.mark()
+    fake.send_text(anna, "Пропустить")
+    accepted = await submit(fake, anna, ("Дороги", "геометка 55.75124, 37.61842", "Фото: 3"))
+    first = number(1)
+    assert f"Обращение № {first} принято" in accepted
+    assert ROADS_DEPARTMENT in accepted
+
+    # The department's group gets the album, the pin, and the card — in that order.
+    media = await fake.wait_for(
+        lambda r: r.ok and r.name == "sendmediagroup" and r.chat_id == ROADS_GROUP,
+        since=since,
+        what="the resident's photos in the roads group",
+    )
+    sent_photos = [m["media"] for m in media.params["media"]]
+    assert sent_photos == [p["photo"][-1]["file_id"] for p in album]  # the largest sizes
+    assert first in media.text
+    pin = await fake.wait_for(
+        lambda r: r.ok and r.name == "sendlocation" and r.chat_id == ROADS_GROUP,
+        since=since,
+        what="the pin in the roads group",
+    )
+    assert (pin.params["latitude"], pin.params["longitude"]) == (55.751244, 37.618423)
+    card = await fake.wait_for(
+        card_in(ROADS_GROUP, first), since=since, what="the card in the roads group"
+    )
+    assert media.seq < pin.seq < card.seq
+    assert "Огромная яма" in card.text and "Анна" in card.text
+    appeal_id = appeal_id_from(card)
+    assert card.message is not None
+    card_id = card.message["message_id"]
+    row = appeal_row(db, first)
+    assert (row["id"], row["status"]) == (appeal_id, "new")
+    assert len(db_rows(db, "SELECT id FROM appeal_photos WHERE appeal_id = ?", appeal_id)) == 3
+    assert not fake.sent_to(COORDINATOR_ID, since)  # a bound department: not the coordinator's
+
+    # --- Staff take it into work -----------------------------------------------------------
+    since = fake.mark()
+    query = fake.press(staff, fake.message(ROADS_GROUP, card_id), f"s:take:{appeal_id}")
+    taken = await fake.wait_for(text_to(anna["id"], "взято в работу"), since=since)
+    assert first in taken.text
+    assert [r.params.get("text") for r in answers_to(fake.requests[since:], query)] == [
+        "Вы взяли обращение в работу."
+    ]
+    edited = await fake.wait_for(
+        lambda r: (
+            r.ok
+            and r.name == "editmessagetext"
+            and r.chat_id == ROADS_GROUP
+            and r.params["message_id"] == card_id
+        ),
+        since=since,
+        what="the card edited after «take»",
+    )
+    assert "В работе" in edited.text and "Пётр Сидоров" in edited.text
+    assert f"s:take:{appeal_id}" not in edited.callback_data
+    assert f"s:resolve:{appeal_id}" in edited.callback_data
+    assert appeal_row(db, first)["status"] == "in_work"
+
+    # --- A text reply to the card reaches Anna, without the staff member's name ------------
+    since = fake.mark()
+    fake.send_text(
+        staff,
+        "Яму засыплем до пятницы.",
+        chat=ROADS_GROUP,
+        reply_to=fake.message(ROADS_GROUP, card_id),
+    )
+    answer = await fake.wait_for(text_to(anna["id"], f"Ответ по обращению № {first}"), since=since)
+    assert "Яму засыплем до пятницы." in answer.text
+    for name in ("Пётр", "Сидоров", "petr_roads", str(STAFF_ID)):
+        assert name not in answer.text
+    await fake.wait_for(text_to(ROADS_GROUP, "отправлен жителю"), since=since, what="ack")
+
+    # --- A photo reply to the card goes to Anna as the photo of the solution ---------------
+    since = fake.mark()
+    solution = fake.send_photo(
+        staff, chat=ROADS_GROUP, caption="Засыпали", reply_to=fake.message(ROADS_GROUP, card_id)
+    )
+    photo = await fake.wait_for(
+        lambda r: r.ok and r.name == "sendphoto" and r.chat_id == anna["id"], since=since
+    )
+    assert first in photo.text and "Засыпали" in photo.text
+    assert photo.params["photo"] == solution["photo"][-1]["file_id"]
+    assert "Пётр" not in photo.text
+
+    # --- «Решено»: Anna is asked whether it is -----------------------------------------------
+    since = fake.mark()
+    query = fake.press(staff, fake.message(ROADS_GROUP, card_id), f"s:resolve:{appeal_id}")
+    ask = await fake.wait_for(with_button(anna["id"], f"f:{appeal_id}:no"), since=since)
+    assert f"f:{appeal_id}:yes" in ask.callback_data
+    assert "Фотоотчёт — выше" in ask.text
+    resolved = await fake.wait_for(answer_to(query), since=since, what="«Решено» answered")
+    assert resolved.params.get("text") == "Отмечено как решённое."
+    assert appeal_row(db, first)["status"] == "resolved"
+
+    # --- Anna says it is not solved: reopened, a new card, the coordinator told -------------
+    await until(lambda: outbox_idle(db), "the card refreshed after «resolve»")
+    since = fake.mark()
+    assert ask.message is not None
+    fake.press(anna, ask.message, f"f:{appeal_id}:no")
+    await fake.wait_for(text_to(anna["id"], "возвращено в работу"), since=since)
+    new_card = await fake.wait_for(
+        lambda r: with_button(ROADS_GROUP, f"s:take:{appeal_id}")(r) and "НЕ решена" in r.text,
+        since=since,
+        what="a new card after the reopening",
+    )
+    assert new_card.message is not None and new_card.message["message_id"] != card_id
+    await fake.wait_for(text_to(COORDINATOR_ID, first, "не решено"), since=since)
+    closed = await fake.wait_for(
+        lambda r: (
+            r.ok
+            and r.name == "editmessagetext"
+            and r.chat_id == ROADS_GROUP
+            and r.params["message_id"] == card_id
+            and "Возобновлено" in r.text
+        ),
+        since=since,
+        what="the old card frozen",
+    )
+    assert closed.callback_data == []  # no buttons on the old card
+    row = appeal_row(db, first)
+    assert (row["status"], row["reopened_count"]) == ("reopened", 1)
+    assert "reply_markup" not in fake.message(anna["id"], ask.message["message_id"])
+
+    # --- Boris (housing): the bot is killed mid-conversation and continues after restart ----
+    await start_appeal(fake, boris, "housing")
+    await say(fake, boris, "Нет горячей воды в доме уже третий день", "Где это?")
+    await fake.wait_delivered()
+    await until(lambda: outbox_idle(db), "outbox drained before the kill")
+    await bot.kill()
+    await bot.start(fake)
+    await say(fake, boris, "ул. Ленина, д. 7, подъезд 2", "Пришлите фото", "address after restart")
+    await say(fake, boris, "Пропустить", "Оставьте телефон")
+    since = fake.mark()
+    fake.send_text(boris, "8 (900) 123-45-67")
+    accepted = await submit(
+        fake, boris, ("ЖКХ", "Нет горячей воды", "ул. Ленина, д. 7", "+79001234567")
+    )
+    second = number(2)
+    assert f"Обращение № {second} принято" in accepted
+    housing_card = await fake.wait_for(
+        card_in(HOUSING_GROUP, second), since=since, what="the housing card"
+    )
+    assert f"№ {second}" in housing_card.text and "+79001234567" in housing_card.text
+    assert not fake.find(
+        lambda r: r.name in ("sendmediagroup", "sendlocation", "sendphoto"), since
+    )  # no photos and no pin: none sent
+
+    # --- Vera (transport, no group bound): the card goes to the coordinator --------------------
+    await start_appeal(fake, vera, "transport")
+    await say(fake, vera, "Автобус 12 не ходит по выходным с прошлого месяца", "Где это?")
+    await say(fake, vera, "Остановка «Площадь Мира»", "Пришлите фото")
+    await say(fake, vera, "Пропустить", "Оставьте телефон")
+    since = fake.mark()
+    fake.send_text(vera, "Пропустить")
+    accepted = await submit(fake, vera, ("Транспорт", "Телефон: не указан"))
+    third = number(3)
+    assert f"Обращение № {third} принято" in accepted
+    unrouted = await fake.wait_for(
+        card_in(COORDINATOR_ID, third), since=since, what="the unrouted card to the coordinator"
+    )
+    assert "не привязан к группе" in unrouted.text
+    assert "Отдел транспорта" in unrouted.text
+    assert not fake.find(lambda r: r.is_send() and r.chat_id in (ROADS_GROUP, HOUSING_GROUP), since)
+    vera_id = appeal_id_from(unrouted)
+    assert unrouted.message is not None
+    unrouted_message_id = unrouted.message["message_id"]
+
+    # The coordinator answers it from the private chat, then hands it to the housing group.
+    await until(lambda: outbox_idle(db), "outbox drained before the coordinator acts")
+    since = fake.mark()
+    fake.send_text(
+        coordinator,
+        "Уточняем расписание у перевозчика.",
+        reply_to=fake.message(COORDINATOR_ID, unrouted_message_id),
+    )
+    answer = await fake.wait_for(text_to(vera["id"], f"Ответ по обращению № {third}"), since=since)
+    assert "Уточняем расписание у перевозчика." in answer.text and "Ольга" not in answer.text
+    await until(lambda: outbox_idle(db), "the unrouted card refreshed")
+    since = fake.mark()
+    fake.press(
+        coordinator, fake.message(COORDINATOR_ID, unrouted_message_id), f"s:transfer:{vera_id}"
+    )
+    menu_edit = await fake.wait_for(
+        lambda r: r.ok and r.name == "editmessagereplymarkup" and r.chat_id == COORDINATOR_ID,
+        since=since,
+        what="the transfer menu on the card",
+    )
+    assert menu_edit.message is not None
+    since = fake.mark()
+    fake.press(coordinator, menu_edit.message, button_data(menu_edit.message, HOUSING_DEPARTMENT))
+    await fake.wait_for(
+        text_to(vera["id"], f"№ {third} передано по компетенции: {HOUSING_DEPARTMENT}"),
+        since=since,
+    )
+    moved = await fake.wait_for(card_in(HOUSING_GROUP, third), since=since, what="moved card")
+    assert "Передано из: Отдел транспорта → Управление ЖКХ" in moved.text
+    assert "не привязан" not in moved.text
+    frozen = await fake.wait_for(
+        lambda r: (
+            r.ok
+            and r.name == "editmessagetext"
+            and r.chat_id == COORDINATOR_ID
+            and r.params["message_id"] == unrouted_message_id
+        ),
+        since=since,
+        what="the coordinator's copy frozen",
+    )
+    assert "Передано: Управление ЖКХ" in frozen.text and frozen.callback_data == []
+    assert appeal_row(db, third)["status"] == "new"
+
+    # --- A forged button from another department's group changes nothing -------------------
+    await until(lambda: outbox_idle(db), "outbox drained before the forgery")
+    before = appeal_row(db, first)
+    events_before = len(db_rows(db, "SELECT id FROM appeal_events WHERE appeal_id = ?", appeal_id))
+    assert housing_card.message is not None
+    housing_message = fake.message(HOUSING_GROUP, housing_card.message["message_id"])
+    since = fake.mark()
+    forged = fake.press_forged(intruder, housing_message, f"s:take:{appeal_id}")
+    missing = fake.press_forged(intruder, housing_message, "s:take:999999")
+    for query in (forged, missing):
+        reply = await fake.wait_for(answer_to(query), since=since, what="the refusal")
+        assert reply.ok and reply.params.get("text") == DENIED  # the same for both
+    await asyncio.sleep(2.5)  # more than the outbox worker's idle interval
+    assert outbox_idle(db)
+    assert not fake.sent_to(anna["id"], since)
+    assert not fake.find(lambda r: r.chat_id in (ROADS_GROUP, HOUSING_GROUP), since)
+    after = appeal_row(db, first)
+    assert dict(after) == dict(before)
+    assert events_before == len(
+        db_rows(db, "SELECT id FROM appeal_events WHERE appeal_id = ?", appeal_id)
+    )
+
+    # Nothing the bot asked of the API was refused (the only 409 is the killed bot's last poll).
+    refused = [r.short() for r in fake.requests if not r.ok and r.name != "getupdates"]
+    assert refused == []
+
+    # SIGTERM: a clean stop, and nothing went wrong along the way.
+    await bot.stop()
+    assert bot.returncode == 0
+    log = bot.log()
+    assert "Traceback" not in log and " ERROR " not in log, log
