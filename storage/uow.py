@@ -238,6 +238,18 @@ class AppealRepo:
     async def by_number(self, number: str) -> Appeal | None:
         return await self.session.scalar(select(Appeal).where(Appeal.number == number))
 
+    async def open_of_department(self, department_id: int) -> list[Appeal]:
+        """Appeals the department still works on (or awaits the resident's word on)."""
+        rows = await self.session.scalars(
+            select(Appeal)
+            .where(
+                Appeal.department_id == department_id,
+                Appeal.status.in_(("new", "in_work", "reopened", "resolved")),
+            )
+            .order_by(Appeal.id)
+        )
+        return list(rows)
+
     async def of_resident(self, resident_id: int, limit: int) -> list[Appeal]:
         rows = await self.session.scalars(
             select(Appeal)

@@ -42,15 +42,24 @@ class RoutingService:
             if department is None or not department.active:
                 return Outcome(ok=False, notice="Такого отдела нет.")
             previous = department.chat_id
+            displaced = await uow.catalog.department_by_chat(chat_id)
             await uow.catalog.bind(department, chat_id)
+            moved_here = await rehome_open_appeals(uow, self.config, department.id)
+            if displaced is not None and displaced.id != department.id:
+                await rehome_open_appeals(uow, self.config, displaced.id)
             await uow.commit()
             name = department.name
         log.info("department %s bound to chat %s", department_id, chat_id)
-        moved = " (прежняя группа отдела отвязана)" if previous and previous != chat_id else ""
+        notice = f"✅ Группа привязана: {name}."
+        if previous and previous != chat_id:
+            notice += " Прежняя группа отдела отвязана."
+        if moved_here:
+            notice += f" Открытые обращения отдела ({moved_here}) перенесены сюда."
         return Outcome(
             ok=True,
-            notice=f"✅ Группа привязана: {name}{moved}. Новые обращения отдела придут сюда. "
-            "Отвечайте на карточки ответом (reply) — текст уйдёт жителю, фото — как фото решения.",
+            notice=notice + " Новые обращения отдела придут сюда. Отвечайте на карточки ответом "
+            "(reply) — текст уйдёт жителю, фото — как фото решения.",
+            wrote_outbox=bool(moved_here),
         )
 
     async def unbind(self, user_id: int, chat_id: int) -> Outcome:
@@ -61,11 +70,14 @@ class RoutingService:
             if department is None:
                 return Outcome(ok=False, notice="Эта группа не привязана ни к одному отделу.")
             department.chat_id = None
+            await uow.session.flush()
+            moved = await rehome_open_appeals(uow, self.config, department.id)
             await uow.commit()
             name = department.name
         return Outcome(
             ok=True,
             notice=f"Группа отвязана от отдела «{name}». Его обращения пойдут координаторам.",
+            wrote_outbox=bool(moved),
         )
 
     async def bindings(self, user_id: int) -> Outcome:
@@ -86,6 +98,20 @@ class RoutingService:
         async with self.db.uow() as uow:
             await migrate_chat(uow, self.config, old_chat_id, new_chat_id)
             await uow.commit()
+
+
+async def rehome_open_appeals(uow: UnitOfWork, config: CoreConfig, department_id: int) -> int:
+    """After a binding changed, put each open appeal's card where the department now works."""
+    moved = 0
+    for appeal in await uow.appeals.open_of_department(department_id):
+        targets = set(await notify.staff_chats(uow, config, appeal))
+        live = {card.chat_id for card in await uow.cards.active_cards(appeal.id)}
+        if live == targets:
+            continue
+        await notify.close_cards(uow, appeal, "↪️ Карточка перенесена: отдел сменил группу")
+        await notify.post_card(uow, config, appeal, note="↪️ Перенесено при смене группы отдела")
+        moved += 1
+    return moved
 
 
 async def migrate_chat(

@@ -9,6 +9,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from bot.core.delivery import OutboxWorker
 from bot.core.routing import RoutingService
 from handlers.telegram.render import markup
 
@@ -26,10 +27,14 @@ async def bind(message: Message, routing: RoutingService) -> None:
     await message.reply(outcome.notice, reply_markup=markup(outcome.keyboard))
 
 
-async def bind_chosen(callback: CallbackQuery, bot: Bot, routing: RoutingService) -> None:
+async def bind_chosen(
+    callback: CallbackQuery, bot: Bot, routing: RoutingService, worker: OutboxWorker
+) -> None:
     assert callback.message is not None and callback.data is not None
     chat_id = callback.message.chat.id
     outcome = await routing.bind(callback.from_user.id, chat_id, int(callback.data[2:]))
+    if outcome.wrote_outbox:
+        worker.wake()
     await callback.answer(outcome.notice[:200] if not outcome.ok else "Готово")
     if outcome.ok:
         with suppress(TelegramBadRequest):
@@ -38,9 +43,11 @@ async def bind_chosen(callback: CallbackQuery, bot: Bot, routing: RoutingService
             )
 
 
-async def unbind(message: Message, routing: RoutingService) -> None:
+async def unbind(message: Message, routing: RoutingService, worker: OutboxWorker) -> None:
     assert message.from_user is not None
     outcome = await routing.unbind(message.from_user.id, message.chat.id)
+    if outcome.wrote_outbox:
+        worker.wake()
     await message.reply(outcome.notice)
 
 

@@ -46,6 +46,7 @@ class CardReply(Filter):
             now = time.monotonic()
             for key in [k for k, (_, until) in _albums.items() if until < now]:
                 del _albums[key]
+                _confirmed_albums.pop(key, None)
             _albums[(message.chat.id, message.media_group_id)] = (
                 card,
                 time.monotonic() + ALBUM_MEMORY_SECONDS,
@@ -55,13 +56,21 @@ class CardReply(Filter):
 
 # Album items after the first may arrive without the reply; they belong with the first one.
 _albums: dict[tuple[int, str], tuple[tuple[int, str, bool], float]] = {}
+_confirmed_albums: dict[tuple[int, str], float] = {}
 
 
 async def _report(bot: Bot, message: Message, outcome: Outcome, worker: OutboxWorker) -> None:
     if outcome.wrote_outbox:
         worker.wake()
-    if outcome.notice and not (message.media_group_id and outcome.ok):
-        await message.reply(outcome.notice)
+    if not outcome.notice:
+        return
+    if message.media_group_id and outcome.ok:
+        # One confirmation per album, not one per photo.
+        key = (message.chat.id, message.media_group_id)
+        if key in _confirmed_albums:
+            return
+        _confirmed_albums[key] = time.monotonic() + ALBUM_MEMORY_SECONDS
+    await message.reply(outcome.notice)
 
 
 async def solution_photo(

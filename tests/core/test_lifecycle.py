@@ -216,3 +216,28 @@ async def test_regional_category_tells_the_resident(db: Database, config: CoreCo
     await drain(world.worker)
     accepted = world.sender.texts_to("501")[0]
     assert f"№ {number}" in accepted and "региональном уровне" in accepted
+
+
+async def test_binding_later_moves_open_cards_to_the_group(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "transport")  # no group yet: coordinators
+    await drain(world.worker)
+    coordinator_card = [s for s in world.sender.to(COORDINATOR) if s.method == "text"][-1]
+    transport = await world.department_id("transport")
+    outcome = await world.routing.bind(COORDINATOR, -100333, transport)
+    assert outcome.ok and "(1)" in outcome.notice
+    await drain(world.worker)
+    frozen = [s for s in world.sender.to(COORDINATOR) if s.method == "edit"][-1]
+    assert frozen.message_id == coordinator_card.message_id and frozen.keyboard is None
+    card = [s for s in world.sender.to(-100333) if s.method == "text"][-1]
+    assert f"№ {number}" in card.text and f"s:take:{appeal_id}" in card.actions
+    group_staff = StaffActor(user_id=702, name="Пётр", chat_id=-100333)
+    assert (await world.staff.take(group_staff, appeal_id)).ok
+    # Unbinding sends it back to the coordinators.
+    assert (await world.routing.unbind(COORDINATOR, -100333)).ok
+    await drain(world.worker)
+    back = [s for s in world.sender.to(COORDINATOR) if s.method == "text"][-1]
+    assert f"№ {number}" in back.text and "не привязан" in back.text
+    assert not (await world.staff.resolve(group_staff, appeal_id)).ok
