@@ -22,6 +22,7 @@ def main() -> int:
     )
     # aiogram logs every update at INFO with the user's ids; keep that at WARNING.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from bot.app import run
 
     try:

@@ -343,7 +343,14 @@ class StaffService:
                 appeal.status = Status.REOPENED.value
                 appeal.reopened_count += 1
                 appeal.resolved_at = None
-                await uow.appeals.add_event(appeal.id, "reopened")
+                # The resident's word restarts the clock: the department owes a new answer.
+                category = await uow.catalog.category(appeal.category_id)
+                span = (
+                    deadline_for(category, self.config) if category else self.config.answer_deadline
+                )
+                appeal.deadline_at = utcnow() + span
+                new_deadline = self.config.format_moment(appeal.deadline_at)
+                await uow.appeals.add_event(appeal.id, "reopened", detail=f"срок до {new_deadline}")
                 await notify.close_cards(uow, appeal, "🔁 Возобновлено — см. новую карточку ниже")
                 await notify.post_card(
                     uow, self.config, appeal, note="🔁 Житель сообщил: проблема НЕ решена"
@@ -355,6 +362,6 @@ class StaffService:
                     texts.reopened_for_coordinators(appeal.number, dept_name),
                     appeal,
                 )
-                reply = texts.reopened_for_resident(appeal.number)
+                reply = texts.reopened_for_resident(appeal.number, new_deadline)
             await uow.commit()
             return reply

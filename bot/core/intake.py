@@ -66,6 +66,15 @@ def _valid_description(text: str) -> bool:
     return texts.MIN_DESCRIPTION <= len(text) <= texts.MAX_DESCRIPTION and _letters(text) >= 5
 
 
+def _is_greeting(given: IntakeInput) -> bool:
+    return given.kind is InputKind.TEXT and not _looks_like_a_problem(given.text.strip())
+
+
+def _looks_like_a_problem(text: str) -> bool:
+    """A first message that describes something (not «Здравствуйте») is kept as the description."""
+    return _valid_description(text) and len(text) >= 20 and len(text.split()) >= 3
+
+
 def normalize_phone(text: str) -> str | None:
     digits = re.sub(r"\D", "", text)
     if not re.fullmatch(r"[+\d\s()\-.]{10,25}", text.strip()) or not 10 <= len(digits) <= 15:
@@ -141,32 +150,46 @@ class IntakeService:
             return await self.my_appeals(who)
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
-            if draft is None:
+            if draft is None and not _is_greeting(given):
                 first = await self._first_message(uow, who, given)
                 return first if first is not None else self._idle(given)
-            step, data = Step(draft.step), dict(draft.data)
-            data.setdefault("photos", [])
-            if given.kind is InputKind.ACTION:
-                parts = given.action.split(":", 2)
-                if len(parts) != 3 or parts[0] != "i" or parts[1] != step.value:
-                    replies = [Reply(texts.STALE_BUTTON), *await self._prompt(uow, step, data)]
-                    return IntakeResult(replies)
-            album = given.album_id
-            silent = album is not None and album == data.get("album")
-            if album is not None:
-                data["album"] = album
-            outcome = await self._step(uow, who, step, data, given)
-            if outcome.submitted_number is None and outcome.next_step is not None:
-                await uow.drafts.save(who.platform.value, who.user_id, outcome.next_step, data)
-            elif outcome.submitted_number is None and outcome.changed:
-                await uow.drafts.save(who.platform.value, who.user_id, step, data)
-            await uow.commit()
-            replies = outcome.replies
-            if outcome.next_step is not None:
-                replies = replies + await self._prompt(uow, outcome.next_step, data)
-            if silent and outcome.next_step is None:
-                replies = []  # the rest of an album: the first photo was answered already
-            return IntakeResult(replies, outcome.submitted_number)
+            if draft is not None:
+                return await self._continue(uow, who, Step(draft.step), dict(draft.data), given)
+            if await uow.residents.find(who.platform.value, who.user_id) is not None:
+                return self._idle(given)  # «Спасибо» after an appeal: no new one uninvited
+        return await self.start(who)  # a newcomer's «Здравствуйте»: greet and begin
+
+    async def _continue(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        step: Step,
+        data: dict[str, Any],
+        given: IntakeInput,
+    ) -> IntakeResult:
+        """The next input of a conversation in progress."""
+        data.setdefault("photos", [])
+        if given.kind is InputKind.ACTION:
+            parts = given.action.split(":", 2)
+            if len(parts) != 3 or parts[0] != "i" or parts[1] != step.value:
+                replies = [Reply(texts.STALE_BUTTON), *await self._prompt(uow, step, data)]
+                return IntakeResult(replies)
+        album = given.album_id
+        silent = album is not None and album == data.get("album")
+        if album is not None:
+            data["album"] = album
+        outcome = await self._step(uow, who, step, data, given)
+        if outcome.submitted_number is None and outcome.next_step is not None:
+            await uow.drafts.save(who.platform.value, who.user_id, outcome.next_step, data)
+        elif outcome.submitted_number is None and outcome.changed:
+            await uow.drafts.save(who.platform.value, who.user_id, step, data)
+        await uow.commit()
+        replies = outcome.replies
+        if outcome.next_step is not None:
+            replies = replies + await self._prompt(uow, outcome.next_step, data)
+        if silent and outcome.next_step is None:
+            replies = []  # the rest of an album: the first photo was answered already
+        return IntakeResult(replies, outcome.submitted_number)
 
     # Steps --------------------------------------------------------------------------------
 
@@ -179,7 +202,7 @@ class IntakeService:
         """
         data: dict[str, Any] = {"photos": list(given.photo_refs[: texts.MAX_PHOTOS])}
         text = given.text.strip()
-        if given.kind in (InputKind.TEXT, InputKind.PHOTO) and _valid_description(text):
+        if given.kind in (InputKind.TEXT, InputKind.PHOTO) and _looks_like_a_problem(text):
             data["description"] = text
         elif given.kind is not InputKind.PHOTO:
             return None

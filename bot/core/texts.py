@@ -180,10 +180,10 @@ def thanks_confirmed(number: str) -> str:
     return f"Спасибо! Обращение № {number} закрыто как решённое."
 
 
-def reopened_for_resident(number: str) -> str:
+def reopened_for_resident(number: str, deadline: str) -> str:
     return (
         f"Обращение № {number} возвращено в работу. Мы сообщили отделу и координатору, "
-        "что проблема не решена."
+        f"что проблема не решена. Новый срок ответа — до {deadline}."
     )
 
 

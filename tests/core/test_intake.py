@@ -201,7 +201,10 @@ async def test_first_message_is_not_lost(sqlite_db: Database, config: CoreConfig
     async with sqlite_db.uow() as uow:
         draft = await uow.drafts.get("telegram", "501")
         assert draft is not None and draft.data["description"] == DESCRIPTION
-    hello = await intake.handle(
-        ResidentRef(Platform.TELEGRAM, user_id="777", chat_id="777"), text("привет")
-    )
-    assert hello.replies[0].text == texts.IDLE
+    stranger = ResidentRef(Platform.TELEGRAM, user_id="777", chat_id="777")
+    hello = await intake.handle(stranger, text("Здравствуйте"))
+    assert hello.replies[0].text == texts.WELCOME  # a greeting begins the conversation
+    assert hello.replies[-1].text == texts.ASK_CATEGORY
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "777")
+        assert draft is not None and "description" not in draft.data

@@ -117,7 +117,11 @@ async def test_full_life_of_an_appeal(db: Database, config: CoreConfig) -> None:
     assert "Решено" in edits[-1].text and "Иван Петров" in edits[-1].text
 
     reply = await world.staff.resident_feedback(ANNA, appeal_id, solved=False)
-    assert reply == texts.reopened_for_resident(number)
+    assert reply.startswith(f"Обращение № {number} возвращено в работу")
+    async with db.uow() as uow:
+        reopened = await uow.appeals.get(appeal_id)
+        assert reopened is not None and reopened.reopened_count == 1
+        assert config.format_moment(reopened.deadline_at) in reply  # a fresh deadline
     await drain(world.worker)
     assert await world.status(appeal_id) == "reopened"
     new_cards = [s for s in world.sender.to(ROADS_GROUP) if s.method == "text"]
