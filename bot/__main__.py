@@ -23,16 +23,28 @@ def main() -> int:
     # aiogram logs every update at INFO with the user's ids; keep that at WARNING.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from aiogram.exceptions import TelegramUnauthorizedError
+    from sqlalchemy.exc import DBAPIError
+
     from bot.app import run
 
     try:
         asyncio.run(run(settings))
     except CatalogError as exc:
-        print(f"Setting CATEGORIES_FILE is malformed: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"Setting CATEGORIES_FILE is malformed: {exc}")
+    except (DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return _fail(f"Setting DATABASE_URL: the database cannot be opened ({reason})")
+    except TelegramUnauthorizedError:
+        return _fail("Setting BOT_TOKEN was rejected by the Bot API (401 Unauthorized)")
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _fail(line: str) -> int:
+    print(line, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ async def run(settings: Settings) -> None:
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))
     try:
+        me = await bot.get_me()  # a rejected token stops here with one clear line
+        log.info("running as @%s", me.username)
         try:
             await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
         except Exception as exc:  # cosmetic: the menu of commands; never a reason not to start
