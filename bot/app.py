@@ -8,6 +8,7 @@ import logging
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramNetworkError
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 
 from bot.core.appeals import StaffService
@@ -65,6 +66,22 @@ async def prepare_database(settings: Settings) -> Database:
     return db
 
 
+async def wait_for_api(bot: Bot) -> None:
+    """getMe until the Bot API answers: a rejected token stops here with one clear line,
+    while a network that is not up yet (a server booting) is waited for."""
+    delay = 1.0
+    while True:
+        try:
+            me = await bot.get_me()
+        except TelegramNetworkError as exc:
+            log.warning("Bot API unreachable (%s); retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        else:
+            log.info("running as @%s", me.username)
+            return
+
+
 async def run(settings: Settings) -> None:
     db = await prepare_database(settings)
     config = core_config(settings)
@@ -83,8 +100,7 @@ async def run(settings: Settings) -> None:
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))
     try:
-        me = await bot.get_me()  # a rejected token stops here with one clear line
-        log.info("running as @%s", me.username)
+        await wait_for_api(bot)
         try:
             await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
         except Exception as exc:  # cosmetic: the menu of commands; never a reason not to start
