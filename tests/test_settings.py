@@ -1,0 +1,72 @@
+"""Settings: what the operator is told when something is missing or malformed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.core.durations import parse_duration
+from bot.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bot(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
+    clean["PYTHONPATH"] = str(ROOT)
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,  # no .env here
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_missing_token_stops_with_one_line(tmp_path: Path) -> None:
+    result = run_bot(tmp_path)
+    assert result.returncode == 2
+    expected = "Setting BOT_TOKEN is required: expected the bot token from @BotFather"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected)
+
+
+def test_malformed_values_are_named(tmp_path: Path) -> None:
+    result = run_bot(
+        tmp_path, BOT_TOKEN="1:x", ANSWER_DEADLINE="eight hours", COORDINATOR_IDS="12,abc"
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("Setting ANSWER_DEADLINE is malformed") for line in lines)
+    assert any(line.startswith("Setting COORDINATOR_IDS is malformed") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_settings_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("COORDINATOR_IDS", " 11, 22 ")
+    monkeypatch.setenv("ANSWER_DEADLINE", "PT12H")
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:8081/")
+    settings = load_settings(_env_file=None)
+    assert settings.coordinator_ids == [11, 22]
+    assert settings.answer_deadline == timedelta(hours=12)
+    assert settings.telegram_api_url == "http://127.0.0.1:8081"
+    monkeypatch.setenv("TIMEZONE", "Mars/Olympus")
+    with pytest.raises(SettingsError, match="TIMEZONE"):
+        load_settings(_env_file=None)
+
+
+def test_durations() -> None:
+    assert parse_duration("28800") == timedelta(hours=8)
+    assert parse_duration("P1DT4H30M") == timedelta(days=1, hours=4, minutes=30)
+    assert parse_duration("pt8h") == timedelta(hours=8)
+    for bad in ("", "PT", "P", "8h", "-5", "0", "PT0S"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
