@@ -359,6 +359,7 @@ class OutboxRepo:
         kind: str,
         payload: dict[str, Any],
         appeal_id: int | None = None,
+        delay: timedelta = timedelta(0),
     ) -> None:
         now = utcnow()
         self.session.add(
@@ -370,7 +371,7 @@ class OutboxRepo:
                 payload=payload,
                 status="pending",
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=now + delay,
                 created_at=now,
             )
         )

@@ -280,7 +280,12 @@ class StaffService:
             self._take(appeal, actor)
 
     async def solution_photo(
-        self, actor: StaffActor, appeal_id: int, photo: PhotoRef, caption: str
+        self,
+        actor: StaffActor,
+        appeal_id: int,
+        photo: PhotoRef,
+        caption: str,
+        album: str | None = None,
     ) -> Outcome:
         async with self.db.uow() as uow:
             appeal = await self._authorized(uow, actor, appeal_id)
@@ -293,7 +298,7 @@ class StaffService:
             await uow.appeals.add_photo(appeal.id, "solution", photo.platform, photo.ref)
             await uow.appeals.add_event(appeal.id, "solution_photo", actor.name)
             await notify.to_resident(
-                uow, appeal, texts.solution_photo(appeal.number, caption), photo=photo
+                uow, appeal, texts.solution_photo(appeal.number, caption), photo=photo, album=album
             )
             await notify.refresh_cards(uow, appeal)
             await uow.commit()

@@ -90,6 +90,9 @@ class OutboxWorker:
         seen: set[tuple[str, str]] = set()
         due: list[OutboxMessage] = []
         wait = self.idle_interval
+        by_chat: dict[tuple[str, str], list[OutboxMessage]] = {}
+        for item in pending:
+            by_chat.setdefault((item.platform, item.chat_id), []).append(item)
         for item in pending:
             chat = (item.platform, item.chat_id)
             if chat in seen:
@@ -109,22 +112,28 @@ class OutboxWorker:
                 break
         for item in due:
             self.limiters[item.platform].record(item.chat_id, _weight(item))
-        await asyncio.gather(*(self._deliver_guarded(item) for item in due))
+        await asyncio.gather(
+            *(self._deliver_guarded(item, _album_of(item, by_chat)) for item in due)
+        )
         return len(due), max(wait, 0.01)
 
-    async def _deliver_guarded(self, item: OutboxMessage) -> None:
+    async def _deliver_guarded(self, item: OutboxMessage, album: list[OutboxMessage]) -> None:
         chat = (item.platform, item.chat_id)
         self._busy_chats.add(chat)
         try:
-            await self._deliver(item)
+            await self._deliver(item, album)
         finally:
             self._busy_chats.discard(chat)
 
-    async def _deliver(self, item: OutboxMessage) -> None:
+    async def _deliver(self, item: OutboxMessage, album: list[OutboxMessage]) -> None:
+        """Send ``item`` (with the rest of its album, when it starts one) and record the result."""
         sender = self.senders[item.platform]
         limiter = self.limiters[item.platform]
         try:
-            recorded = await self._send(sender, item)
+            if album:
+                recorded = await self._send_album(sender, [item, *album])
+            else:
+                recorded = await self._send(sender, item)
         except RetryAfter as exc:
             limiter.block(item.chat_id, exc.seconds)
             await self._reschedule(item, timedelta(seconds=exc.seconds), str(exc))
@@ -148,7 +157,8 @@ class OutboxWorker:
                 for chat_id, message_id, purpose in recorded:
                     if item.appeal_id is not None:
                         await uow.cards.add(item.appeal_id, chat_id, message_id, purpose)
-                await uow.outbox.mark_sent(item.id)
+                for sent in [item, *album]:
+                    await uow.outbox.mark_sent(sent.id)
                 await uow.commit()
 
     async def _reschedule(self, item: OutboxMessage, delay: timedelta, error: str) -> None:
@@ -203,6 +213,15 @@ class OutboxWorker:
                 await uow.appeals.add_event(appeal.id, "unbound", detail=name)
                 await notify.post_card(uow, self.config, appeal)
 
+    async def _send_album(
+        self, sender: Sender, items: list[OutboxMessage]
+    ) -> list[tuple[int, int, str]]:
+        """Photos that came as one album go out as one album, captioned once."""
+        photos = [PhotoRef(**item.payload["photo"]) for item in items]
+        caption = str(items[0].payload.get("text") or "")
+        await sender.send_photos(items[0].chat_id, photos, caption)
+        return []
+
     async def _send(self, sender: Sender, item: OutboxMessage) -> list[tuple[int, int, str]]:
         """Send one outbox message; returns the staff-chat messages to remember."""
         payload: dict[str, Any] = item.payload or {}
@@ -252,6 +271,22 @@ class OutboxWorker:
             await sender.edit_text(chat, int(payload["message_id"]), frozen.text, None)
             return []
         raise PermanentError(f"unknown outbox kind {item.kind!r}")
+
+
+def _album_of(
+    item: OutboxMessage, by_chat: dict[tuple[str, str], list[OutboxMessage]]
+) -> list[OutboxMessage]:
+    """The photos queued right after ``item`` from the same album (at most 10 in all)."""
+    album = (item.payload or {}).get("album")
+    if item.kind != "photo" or not album:
+        return []
+    queue = by_chat[(item.platform, item.chat_id)]
+    rest: list[OutboxMessage] = []
+    for later in queue[queue.index(item) + 1 :]:
+        if later.kind != "photo" or (later.payload or {}).get("album") != album:
+            break
+        rest.append(later)
+    return rest[:9]
 
 
 def _is_int(value: str) -> bool:

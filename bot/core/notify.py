@@ -6,11 +6,15 @@ and the message loses neither.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.core.config import CoreConfig
 from bot.core.model import Button, Keyboard, Platform, inline
 from bot.core.ports import PhotoRef
 from storage.models import Appeal
 from storage.uow import UnitOfWork
+
+ALBUM_GATHERING = timedelta(seconds=2)
 
 # Staff chats (department groups, coordinators' private chats) are always in Telegram.
 STAFF_PLATFORM = Platform.TELEGRAM.value
@@ -31,6 +35,7 @@ async def to_resident(
     text: str,
     keyboard: Keyboard | None = None,
     photo: PhotoRef | None = None,
+    album: str | None = None,
 ) -> None:
     resident = await uow.residents.get(appeal.resident_id)
     if resident is None:
@@ -39,10 +44,15 @@ async def to_resident(
     if keyboard is not None:
         payload["keyboard"] = keyboard.to_dict()
     kind = "text"
+    delay = timedelta(0)
     if photo is not None:
         kind = "photo"
         payload["photo"] = {"platform": photo.platform, "ref": photo.ref}
-    await uow.outbox.add(resident.platform, resident.chat_id, kind, payload, appeal.id)
+    if photo is not None and album:
+        # Album parts arrive as separate updates; a short wait lets them leave as one album.
+        payload["album"] = album
+        delay = ALBUM_GATHERING
+    await uow.outbox.add(resident.platform, resident.chat_id, kind, payload, appeal.id, delay)
 
 
 async def to_coordinators(

@@ -88,7 +88,9 @@ async def solution_photo(
         return
     actor = staff_of(message.from_user, message.chat.id, coordinator_ids)
     photo = PhotoRef(Platform.TELEGRAM.value, message.photo[-1].file_id)
-    outcome = await staff.solution_photo(actor, appeal_id, photo, message.caption or "")
+    outcome = await staff.solution_photo(
+        actor, appeal_id, photo, message.caption or "", album=message.media_group_id
+    )
     await _report(bot, message, outcome, worker)
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from bot.core.config import CoreConfig
-from bot.core.ports import ChatMoved, RecipientGone, RetryAfter
+from bot.core.model import StaffActor
+from bot.core.ports import ChatMoved, PhotoRef, RecipientGone, RetryAfter
 from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
 from storage.models import Department, OutboxMessage, Resident
 from storage.uow import Database, utcnow
@@ -153,3 +154,24 @@ async def test_bot_removed_from_group_falls_back_to_coordinators(
     to_coordinator = world.sender.texts_to(900)
     assert any("не может писать в группу" in t for t in to_coordinator)
     assert any(f"№ {number}" in t and "не привязан" in t for t in to_coordinator)
+
+
+async def test_solution_album_reaches_the_resident_as_one_album(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    ivan = StaffActor(user_id=701, name="Иван", chat_id=ROADS_GROUP)
+    for index in range(3):
+        photo = PhotoRef("telegram", f"fixed-{index}")
+        caption = "Яму заделали" if index == 0 else ""
+        assert (await world.staff.solution_photo(ivan, appeal_id, photo, caption, "A1")).ok
+    await drain(world.worker)
+    assert not [s for s in world.sender.to(ANNA.chat_id) if s.method == "photos"]  # gathering
+    await make_due(db)
+    await drain(world.worker)
+    albums = [s for s in world.sender.to(ANNA.chat_id) if s.method == "photos"]
+    assert len(albums) == 1
+    assert albums[0].photos == ["fixed-0", "fixed-1", "fixed-2"]
+    assert f"№ {number}" in albums[0].text and "Яму заделали" in albums[0].text
