@@ -232,8 +232,10 @@ class AppealRepo:
         await self.session.flush()
         return appeal
 
-    async def get(self, appeal_id: int) -> Appeal | None:
-        return await self.session.get(Appeal, appeal_id)
+    async def get(self, appeal_id: int, lock: bool = False) -> Appeal | None:
+        """``lock``: hold the row until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+        serialises writers), so two staff pressing at once cannot both change the appeal."""
+        return await self.session.get(Appeal, appeal_id, with_for_update=lock or None)
 
     async def by_number(self, number: str) -> Appeal | None:
         return await self.session.scalar(select(Appeal).where(Appeal.number == number))
@@ -388,6 +390,22 @@ class OutboxRepo:
         )
         return found is not None
 
+    async def cancel(self, appeal_id: int, kinds: tuple[str, ...]) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.appeal_id == appeal_id,
+                OutboxMessage.kind.in_(kinds),
+            )
+            .values(status="cancelled")
+        )
+
+    async def status_of(self, message_id: int) -> str | None:
+        return await self.session.scalar(
+            select(OutboxMessage.status).where(OutboxMessage.id == message_id)
+        )
+
     async def pending_chats(self, appeal_id: int, kind: str) -> list[str]:
         rows = await self.session.scalars(
             select(OutboxMessage.chat_id)
@@ -418,6 +436,36 @@ class OutboxRepo:
         rows = await self.session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.status == "pending")
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def heads(self, limit: int) -> list[OutboxMessage]:
+        """The oldest pending message of each chat: one busy chat cannot hide the others."""
+        oldest = (
+            select(func.min(OutboxMessage.id))
+            .where(OutboxMessage.status == "pending")
+            .group_by(OutboxMessage.platform, OutboxMessage.chat_id)
+        )
+        rows = await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(oldest))
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def following(self, head: OutboxMessage, limit: int) -> list[OutboxMessage]:
+        """Pending messages queued after ``head`` for the same chat, in order."""
+        rows = await self.session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.platform == head.platform,
+                OutboxMessage.chat_id == head.chat_id,
+                OutboxMessage.id > head.id,
+            )
             .order_by(OutboxMessage.id)
             .limit(limit)
         )

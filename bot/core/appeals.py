@@ -88,7 +88,7 @@ class StaffService:
         self, uow: UnitOfWork, actor: StaffActor, appeal_id: int
     ) -> Appeal | None:
         """The appeal, if the actor may act on it from this chat; else None (and say nothing)."""
-        appeal = await uow.appeals.get(appeal_id)
+        appeal = await uow.appeals.get(appeal_id, lock=True)
         if appeal is None:
             return None
         if actor.is_coordinator:
@@ -327,7 +327,7 @@ class StaffService:
     async def resident_feedback(self, who: ResidentRef, appeal_id: int, solved: bool) -> str:
         """«Проблема решена» / «Не решена» from the resident; returns what to tell them."""
         async with self.db.uow() as uow:
-            appeal = await uow.appeals.get(appeal_id)
+            appeal = await uow.appeals.get(appeal_id, lock=True)
             resident = await uow.residents.find(who.platform.value, who.user_id)
             if appeal is None or resident is None or appeal.resident_id != resident.id:
                 return "Эта кнопка недоступна."

@@ -26,14 +26,14 @@ from bot.core.ports import (
     Sender,
 )
 from bot.core.ratelimit import RateLimiter
-from bot.core.routing import migrate_chat
+from bot.core.routing import migrate_chat, rehome_open_appeals
 from storage.models import OutboxMessage
 from storage.uow import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=10)
-BATCH = 500
+BATCH = 1000  # chats looked at per pass
 
 
 def backoff(attempts: int) -> timedelta:
@@ -85,20 +85,19 @@ class OutboxWorker:
         Returns how many were attempted and how long until something may be due.
         """
         async with self.db.uow() as uow:
-            pending = await uow.outbox.pending(BATCH)
+            heads = await uow.outbox.heads(BATCH)
+            albums = {
+                head.id: _album_after(head, await uow.outbox.following(head, 9))
+                for head in heads
+                if _starts_album(head)
+            }
         now = utcnow()
-        seen: set[tuple[str, str]] = set()
         due: list[OutboxMessage] = []
         wait = self.idle_interval
-        by_chat: dict[tuple[str, str], list[OutboxMessage]] = {}
-        for item in pending:
-            by_chat.setdefault((item.platform, item.chat_id), []).append(item)
-        for item in pending:
-            chat = (item.platform, item.chat_id)
-            if chat in seen:
-                continue  # keep order within a chat: only its oldest pending message
-            seen.add(chat)
-            if chat in self._busy_chats or item.platform not in self.senders:
+        for item in heads:  # keep order within a chat: only its oldest pending message
+            if (item.platform, item.chat_id) in self._busy_chats:
+                continue
+            if item.platform not in self.senders:
                 continue
             if item.next_attempt_at > now:
                 wait = min(wait, (item.next_attempt_at - now).total_seconds())
@@ -113,7 +112,7 @@ class OutboxWorker:
         for item in due:
             self.limiters[item.platform].record(item.chat_id, _weight(item))
         await asyncio.gather(
-            *(self._deliver_guarded(item, _album_of(item, by_chat)) for item in due)
+            *(self._deliver_guarded(item, albums.get(item.id, [])) for item in due)
         )
         return len(due), max(wait, 0.01)
 
@@ -146,7 +145,18 @@ class OutboxWorker:
         except PermanentError as exc:
             log.error("outbox %s (%s) refused: %s", item.id, item.kind, exc)
             async with self.db.uow() as uow:
-                await uow.outbox.mark_failed(item.id, str(exc))
+                for failed in [item, *album]:
+                    await uow.outbox.mark_failed(failed.id, str(exc))
+                if item.kind == "card_post" and item.appeal_id is not None:
+                    appeal = await uow.appeals.get(item.appeal_id)
+                    number = appeal.number if appeal else "?"
+                    await notify.to_coordinators(
+                        uow,
+                        self.config,
+                        f"⚠️ Карточку обращения № {number} не удалось доставить в чат "
+                        f"{item.chat_id}: {exc}",
+                        appeal,
+                    )
                 await uow.commit()
         except Exception as exc:  # network trouble, 5xx: try again later
             delay = backoff(item.attempts)
@@ -154,9 +164,23 @@ class OutboxWorker:
             await self._reschedule(item, delay, f"{exc.__class__.__name__}: {exc}")
         else:
             async with self.db.uow() as uow:
+                # Cancelled while it was on its way (the appeal moved on): keep it frozen.
+                cancelled = await uow.outbox.status_of(item.id) == "cancelled"
                 for chat_id, message_id, purpose in recorded:
-                    if item.appeal_id is not None:
-                        await uow.cards.add(item.appeal_id, chat_id, message_id, purpose)
+                    if item.appeal_id is None:
+                        continue
+                    await uow.cards.add(item.appeal_id, chat_id, message_id, purpose)
+                    if cancelled and purpose == "card":
+                        card = await uow.cards.find(chat_id, message_id)
+                        assert card is not None
+                        card.active = False
+                        await uow.outbox.add(
+                            item.platform,
+                            chat_id,
+                            "card_close",
+                            {"message_id": message_id, "note": "↪️ Карточка устарела"},
+                            item.appeal_id,
+                        )
                 for sent in [item, *album]:
                     await uow.outbox.mark_sent(sent.id)
                 await uow.commit()
@@ -168,34 +192,45 @@ class OutboxWorker:
 
     async def _recipient_gone(self, item: OutboxMessage, error: str) -> None:
         async with self.db.uow() as uow:
-            if item.platform == notify.STAFF_PLATFORM and _is_int(item.chat_id):
-                department = await uow.catalog.department_by_chat(int(item.chat_id))
-                if department is not None:
-                    await self._group_gone(uow, item, department.id, department.name, error)
-                    await uow.commit()
-                    self.wake()
-                    return
-            resident = await uow.residents.by_chat(item.platform, item.chat_id)
-            await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
-            if resident is not None and not resident.unreachable:
-                resident.unreachable = True
-                appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
-                if appeal is not None:
-                    await uow.appeals.add_event(appeal.id, "unreachable")
-                    await notify.refresh_cards(uow, appeal)
-                log.info("resident chat %s:%s unreachable", item.platform, item.chat_id)
-            elif resident is None:
-                log.error("chat %s refused delivery: %s", item.chat_id, error)
+            await self._handle_gone(uow, item, error)
             await uow.commit()
         self.wake()
+
+    async def _handle_gone(self, uow: UnitOfWork, item: OutboxMessage, error: str) -> None:
+        """The chat refuses the bot: a department group, a coordinator, or a resident."""
+        staff_chat = item.platform == notify.STAFF_PLATFORM and _is_int(item.chat_id)
+        if staff_chat:
+            department = await uow.catalog.department_by_chat(int(item.chat_id))
+            if department is not None:
+                await self._group_gone(uow, item, department.id, department.name, error)
+                return
+            if int(item.chat_id) in self.config.coordinator_ids:
+                log.error(
+                    "coordinator %s cannot be written to (%s): they must open the bot and "
+                    "press Start",
+                    item.chat_id,
+                    error,
+                )
+                await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
+                return
+        await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
+        resident = await uow.residents.by_chat(item.platform, item.chat_id)
+        if resident is None:
+            log.error("outbox %s: chat refused delivery: %s", item.id, error)
+            return
+        if not resident.unreachable:
+            resident.unreachable = True
+            appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
+            if appeal is not None:
+                await uow.appeals.add_event(appeal.id, "unreachable")
+                await notify.refresh_cards(uow, appeal)
+            log.info("outbox %s: the resident blocked the bot; marked unreachable", item.id)
 
     async def _group_gone(
         self, uow: UnitOfWork, item: OutboxMessage, department_id: int, name: str, error: str
     ) -> None:
         """The bot was removed from a department's group: fall back to the coordinators."""
-        log.error("department %s group %s refused delivery: %s", department_id, item.chat_id, error)
-        waiting = await uow.outbox.pending_appeals(item.platform, item.chat_id)
-        await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
+        log.error("department %s group refused delivery: %s", department_id, error)
         department = await uow.catalog.department(department_id)
         assert department is not None
         department.chat_id = None
@@ -203,15 +238,13 @@ class OutboxWorker:
         await notify.to_coordinators(
             uow,
             self.config,
-            f"⚠️ Бот не может писать в группу отдела «{name}»: его удалили или лишили прав. "
-            "Отдел отвязан, его обращения пока приходят вам. Добавьте бота в группу и отправьте "
-            "там /bind.",
+            f"⚠️ Бот не может писать в группу отдела «{name}» ({error}). Отдел отвязан, "
+            "его открытые обращения переданы вам. Добавьте бота в группу (с правом писать) "
+            "и отправьте там /bind.",
         )
-        for appeal_id in waiting:
-            appeal = await uow.appeals.get(appeal_id)
-            if appeal is not None and appeal.department_id == department_id:
-                await uow.appeals.add_event(appeal.id, "unbound", detail=name)
-                await notify.post_card(uow, self.config, appeal)
+        await rehome_open_appeals(uow, self.config, department_id)
+        # Whatever is still queued for the dead chat (including the freezes just queued).
+        await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
 
     async def _send_album(
         self, sender: Sender, items: list[OutboxMessage]
@@ -273,16 +306,15 @@ class OutboxWorker:
         raise PermanentError(f"unknown outbox kind {item.kind!r}")
 
 
-def _album_of(
-    item: OutboxMessage, by_chat: dict[tuple[str, str], list[OutboxMessage]]
-) -> list[OutboxMessage]:
-    """The photos queued right after ``item`` from the same album (at most 10 in all)."""
-    album = (item.payload or {}).get("album")
-    if item.kind != "photo" or not album:
-        return []
-    queue = by_chat[(item.platform, item.chat_id)]
+def _starts_album(item: OutboxMessage) -> bool:
+    return item.kind == "photo" and bool((item.payload or {}).get("album"))
+
+
+def _album_after(head: OutboxMessage, following: list[OutboxMessage]) -> list[OutboxMessage]:
+    """The photos queued right after ``head`` from the same album (at most 10 in all)."""
+    album = (head.payload or {}).get("album")
     rest: list[OutboxMessage] = []
-    for later in queue[queue.index(item) + 1 :]:
+    for later in following:
         if later.kind != "photo" or (later.payload or {}).get("album") != album:
             break
         rest.append(later)

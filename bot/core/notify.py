@@ -104,8 +104,16 @@ async def refresh_cards(uow: UnitOfWork, appeal: Appeal) -> None:
             await uow.outbox.add(STAFF_PLATFORM, chat, "card_refresh", {}, appeal.id)
 
 
+CARD_KINDS = ("card_media", "card_location", "card_post", "card_refresh")
+
+
 async def close_cards(uow: UnitOfWork, appeal: Appeal, note: str) -> None:
-    """Freeze the live cards (no buttons) with a note, e.g. after a transfer."""
+    """Freeze the live cards (no buttons) with a note, e.g. after a transfer.
+
+    Cards still queued are cancelled: the appeal no longer belongs in those chats, and a card
+    delivered there later would keep showing the resident's details to the wrong people.
+    """
+    await uow.outbox.cancel(appeal.id, CARD_KINDS)
     for card in await uow.cards.deactivate(appeal.id):
         await uow.outbox.add(
             STAFF_PLATFORM,

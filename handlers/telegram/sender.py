@@ -20,6 +20,16 @@ from bot.core.ports import ChatMoved, PermanentError, PhotoRef, RecipientGone, R
 from handlers.telegram.render import inline_markup, markup
 
 CAPTION_LIMIT = 1024
+# 400s that mean "this chat will not take messages from the bot", not "this request is wrong".
+CHAT_GONE = (
+    "chat not found",
+    "not enough rights",
+    "have no rights",
+    "chat_write_forbidden",
+    "bot is not a member",
+    "group chat was deactivated",
+    "user is deactivated",
+)
 T = TypeVar("T")
 
 
@@ -41,6 +51,8 @@ class TelegramSender:
         except TelegramMigrateToChat as exc:
             raise ChatMoved(exc.migrate_to_chat_id) from exc
         except (TelegramBadRequest, TelegramNotFound) as exc:
+            if any(sign in exc.message.lower() for sign in CHAT_GONE):
+                raise RecipientGone(exc.message) from exc
             raise PermanentError(exc.message) from exc
 
     async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:

@@ -144,7 +144,9 @@ async def test_bot_removed_from_group_falls_back_to_coordinators(
     db: Database, config: CoreConfig
 ) -> None:
     world = await make_world(db, config)
-    world.sender.fail_chat[str(ROADS_GROUP)] = [RecipientGone("Forbidden: bot was kicked")]
+    _, earlier = await world.file(ANNA, "roads")  # its card reaches the group
+    await drain(world.worker)
+    world.sender.fail_chat[str(ROADS_GROUP)] = [RecipientGone("Forbidden: bot was kicked")] * 9
     _, number = await world.file(ANNA, "roads")
     for _ in range(3):
         await drain(world.worker)
@@ -154,6 +156,7 @@ async def test_bot_removed_from_group_falls_back_to_coordinators(
     to_coordinator = world.sender.texts_to(900)
     assert any("не может писать в группу" in t for t in to_coordinator)
     assert any(f"№ {number}" in t and "не привязан" in t for t in to_coordinator)
+    assert any(f"№ {earlier}" in t and "не привязан" in t for t in to_coordinator)
 
 
 async def test_solution_album_reaches_the_resident_as_one_album(
@@ -175,3 +178,13 @@ async def test_solution_album_reaches_the_resident_as_one_album(
     assert len(albums) == 1
     assert albums[0].photos == ["fixed-0", "fixed-1", "fixed-2"]
     assert f"№ {number}" in albums[0].text and "Яму заделали" in albums[0].text
+
+
+async def test_unbind_cancels_cards_still_on_their_way(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    _, number = await world.file(ANNA, "roads")  # queued for the roads group, not yet sent
+    assert (await world.routing.unbind(900, ROADS_GROUP)).ok
+    await drain(world.worker)
+    assert world.sender.to(ROADS_GROUP) == []  # nothing with the resident's details there
+    card = [s for s in world.sender.to(900) if s.method == "text"][-1]
+    assert f"№ {number}" in card.text
