@@ -8,7 +8,7 @@ import logging
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramNetworkError
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 
 from bot.core.appeals import StaffService
@@ -82,6 +82,23 @@ async def wait_for_api(bot: Bot) -> None:
             return
 
 
+async def check_coordinators(bot: Bot, coordinator_ids: tuple[int, ...]) -> None:
+    """A coordinator who never pressed Start cannot receive anything: say so at start."""
+    for user_id in coordinator_ids:
+        try:
+            await bot.get_chat(user_id)
+        except TelegramNetworkError:
+            return  # only a courtesy check; polling will wait for the network
+        except TelegramAPIError:
+            log.warning(
+                "coordinator %s has no private chat with the bot yet: ask them to open it and "
+                "press Start, or they will miss unrouted appeals",
+                user_id,
+            )
+        except Exception as exc:  # a courtesy check must never keep the bot from starting
+            log.warning("could not check coordinator %s: %s", user_id, exc.__class__.__name__)
+
+
 async def run(settings: Settings) -> None:
     db = await prepare_database(settings)
     config = core_config(settings)
@@ -101,6 +118,7 @@ async def run(settings: Settings) -> None:
     worker_task = asyncio.create_task(worker.run(stop))
     try:
         await wait_for_api(bot)
+        await check_coordinators(bot, config.coordinator_ids)
         try:
             await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
         except Exception as exc:  # cosmetic: the menu of commands; never a reason not to start

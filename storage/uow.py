@@ -378,9 +378,11 @@ class OutboxRepo:
             )
         )
 
-    async def has_pending(self, platform: str, chat_id: str, kind: str, appeal_id: int) -> bool:
-        found = await self.session.scalar(
-            select(OutboxMessage.id).where(
+    async def last_pending_id(
+        self, platform: str, chat_id: str, kind: str, appeal_id: int
+    ) -> int | None:
+        return await self.session.scalar(
+            select(func.max(OutboxMessage.id)).where(
                 OutboxMessage.status == "pending",
                 OutboxMessage.platform == platform,
                 OutboxMessage.chat_id == chat_id,
@@ -388,7 +390,22 @@ class OutboxRepo:
                 OutboxMessage.appeal_id == appeal_id,
             )
         )
-        return found is not None
+
+    async def mark_refreshes_sent(
+        self, platform: str, chat_id: str, appeal_id: int, up_to_id: int
+    ) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.platform == platform,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.kind == "card_refresh",
+                OutboxMessage.appeal_id == appeal_id,
+                OutboxMessage.id <= up_to_id,
+            )
+            .values(status="sent", sent_at=utcnow())
+        )
 
     async def cancel(self, appeal_id: int, kinds: tuple[str, ...]) -> None:
         await self.session.execute(

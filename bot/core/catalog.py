@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +38,10 @@ class CatalogError(ValueError):
     pass
 
 
+# Codes travel inside button data (Telegram allows 64 bytes): short ASCII slugs only.
+CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
+
+
 def load_catalog(path: Path) -> Catalog:
     """Read and validate the file; every problem names the entry at fault."""
     try:
@@ -48,6 +53,8 @@ def load_catalog(path: Path) -> Catalog:
         code, name = item.get("code"), item.get("name")
         if not code or not name:
             raise CatalogError(f"{path}: department #{index + 1} needs code and name")
+        if not CODE.match(str(code)):
+            raise CatalogError(f"{path}: department code {code!r}: use a-z, 0-9, _ or -, ≤ 32")
         departments.append(DepartmentSpec(code=str(code), name=str(name)))
     known = {d.code for d in departments}
     if len(known) != len(departments):
@@ -57,6 +64,8 @@ def load_catalog(path: Path) -> Catalog:
         code, title, department = item.get("code"), item.get("title"), item.get("department")
         if not code or not title or not department:
             raise CatalogError(f"{path}: category #{index + 1} needs code, title and department")
+        if not CODE.match(str(code)):
+            raise CatalogError(f"{path}: category code {code!r}: use a-z, 0-9, _ or -, ≤ 32")
         if department not in known:
             raise CatalogError(f"{path}: category {code!r} names unknown department {department!r}")
         deadline = item.get("answer_deadline")

@@ -58,6 +58,7 @@ class OutboxWorker:
         self.idle_interval = idle_interval
         self._wake = asyncio.Event()
         self._busy_chats: set[tuple[str, str]] = set()
+        self._covered: dict[int, int] = {}  # card refresh → last refresh its render includes
 
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out at once."""
@@ -123,6 +124,7 @@ class OutboxWorker:
             await self._deliver(item, album)
         finally:
             self._busy_chats.discard(chat)
+            self._covered.pop(item.id, None)
 
     async def _deliver(self, item: OutboxMessage, album: list[OutboxMessage]) -> None:
         """Send ``item`` (with the rest of its album, when it starts one) and record the result."""
@@ -183,7 +185,24 @@ class OutboxWorker:
                         )
                 for sent in [item, *album]:
                     await uow.outbox.mark_sent(sent.id)
+                covered = self._covered.pop(item.id, None)
+                if covered is not None and item.appeal_id is not None:
+                    await uow.outbox.mark_refreshes_sent(
+                        item.platform, item.chat_id, item.appeal_id, covered
+                    )
+                if item.kind in ("text", "photo"):
+                    await self._reachable_again(uow, item)
                 await uow.commit()
+
+    async def _reachable_again(self, uow: UnitOfWork, item: OutboxMessage) -> None:
+        """A resident once marked unreachable took a message: clear the mark on the card."""
+        resident = await uow.residents.by_chat(item.platform, item.chat_id)
+        if resident is None or not resident.unreachable:
+            return
+        resident.unreachable = False
+        appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
+        if appeal is not None:
+            await notify.refresh_cards(uow, appeal)
 
     async def _reschedule(self, item: OutboxMessage, delay: timedelta, error: str) -> None:
         async with self.db.uow() as uow:
@@ -268,6 +287,12 @@ class OutboxWorker:
             await sender.send_photos(chat, [photo], str(payload.get("text") or ""))
             return []
         async with self.db.uow() as uow:
+            if item.kind == "card_refresh" and item.appeal_id is not None:
+                # Read first: every refresh queued up to here is satisfied by the render below.
+                last = await uow.outbox.last_pending_id(
+                    item.platform, chat, "card_refresh", item.appeal_id
+                )
+                self._covered[item.id] = last if last is not None else item.id
             appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
             if appeal is None:
                 raise PermanentError(f"appeal {item.appeal_id} not found")

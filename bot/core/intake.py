@@ -66,6 +66,12 @@ def _valid_description(text: str) -> bool:
     return texts.MIN_DESCRIPTION <= len(text) <= texts.MAX_DESCRIPTION and _letters(text) >= 5
 
 
+def _has_content(data: dict[str, Any]) -> bool:
+    """Something the resident typed or sent that a fresh start would throw away."""
+    keys = ("description", "address", "lat", "phone", "category")
+    return bool(data.get("photos")) or any(data.get(key) for key in keys)
+
+
 def _is_greeting(given: IntakeInput) -> bool:
     return given.kind is InputKind.TEXT and not _looks_like_a_problem(given.text.strip())
 
@@ -105,7 +111,8 @@ class IntakeService:
     async def new_appeal(self, who: ResidentRef) -> IntakeResult:
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
-            if draft is not None and draft.step not in (Step.CATEGORY, Step.RESUME):
+            has_content = draft is not None and _has_content(draft.data)
+            if draft is not None and draft.step != Step.RESUME and has_content:
                 data = dict(draft.data)
                 data["resume_to"] = draft.step
                 await uow.drafts.save(who.platform.value, who.user_id, Step.RESUME, data)
@@ -187,7 +194,7 @@ class IntakeService:
         replies = outcome.replies
         if outcome.next_step is not None:
             replies = replies + await self._prompt(uow, outcome.next_step, data)
-        if silent and outcome.next_step is None:
+        if silent and given.kind is InputKind.PHOTO:
             replies = []  # the rest of an album: the first photo was answered already
         return IntakeResult(replies, outcome.submitted_number)
 
@@ -401,10 +408,16 @@ class IntakeService:
         given: IntakeInput,
         value: str,
     ) -> _StepOutcome:
+        if given.kind is InputKind.PHOTO:
+            room = texts.MAX_PHOTOS - len(data["photos"])
+            data["photos"] = data["photos"] + list(given.photo_refs[:room])
+            said = "Фото добавлено к обращению." if room > 0 else texts.PHOTO_LIMIT
+            return _StepOutcome([Reply(said)], next_step=Step.CONFIRM)
         if given.kind is not InputKind.ACTION:
             return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["confirm"])], next_step=Step.CONFIRM)
         if value == "submit":
-            if await uow.catalog.category_by_code(str(data.get("category"))) is None:
+            category = await uow.catalog.category_by_code(str(data.get("category")))
+            if category is None or not category.active:
                 data.pop("category", None)
                 data["editing"] = True
                 said = "Эта категория больше недоступна — выберите другую."
@@ -427,6 +440,8 @@ class IntakeService:
         given: IntakeInput,
         value: str,
     ) -> _StepOutcome:
+        if given.kind is InputKind.PHOTO:
+            return self._keep_photo(data, given, Step.EDIT)
         targets = {
             "category": Step.CATEGORY,
             "description": Step.DESCRIPTION,
@@ -451,6 +466,8 @@ class IntakeService:
         given: IntakeInput,
         value: str,
     ) -> _StepOutcome:
+        if given.kind is InputKind.PHOTO:
+            return self._keep_photo(data, given, Step.RESUME)
         if given.kind is InputKind.ACTION and value == "continue":
             return _StepOutcome(next_step=Step(data.pop("resume_to", Step.CATEGORY)))
         if given.kind is InputKind.ACTION and value == "restart":

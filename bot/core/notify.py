@@ -92,16 +92,16 @@ async def post_card(
 
 
 async def refresh_cards(uow: UnitOfWork, appeal: Appeal) -> None:
-    """Queue an in-place edit of every live card; one pending edit per chat is enough.
+    """Queue an in-place edit of every live card.
 
     Cards still on their way (or being sent right now) are included: their refresh queues
-    behind them, so a card rendered a moment before this change still ends up current.
+    behind them, so a card rendered a moment before this change still ends up current. A
+    burst of changes costs one edit: the worker marks every refresh its render covered.
     """
     chats = {str(card.chat_id) for card in await uow.cards.active_cards(appeal.id)}
     chats.update(await uow.outbox.pending_chats(appeal.id, "card_post"))
     for chat in sorted(chats):
-        if not await uow.outbox.has_pending(STAFF_PLATFORM, chat, "card_refresh", appeal.id):
-            await uow.outbox.add(STAFF_PLATFORM, chat, "card_refresh", {}, appeal.id)
+        await uow.outbox.add(STAFF_PLATFORM, chat, "card_refresh", {}, appeal.id)
 
 
 CARD_KINDS = ("card_media", "card_location", "card_post", "card_refresh")

@@ -27,6 +27,7 @@ STAFF_CALLBACK = re.compile(
     r"^s:(take|transfer|reject|resolve|back|to|rj):(\d{1,12})(?::(\w{1,20}))?$"
 )
 ALBUM_MEMORY_SECONDS = 120
+STALE_CARD = "Эта карточка неактуальна: обращение передано или карточка заменена."
 
 
 class CardReply(Filter):
@@ -62,15 +63,18 @@ _confirmed_albums: dict[tuple[int, str], float] = {}
 async def _report(bot: Bot, message: Message, outcome: Outcome, worker: OutboxWorker) -> None:
     if outcome.wrote_outbox:
         worker.wake()
-    if not outcome.notice:
-        return
-    if message.media_group_id and outcome.ok:
-        # One confirmation per album, not one per photo.
+    if outcome.notice:
+        await _reply_once(message, outcome.notice)
+
+
+async def _reply_once(message: Message, text: str) -> None:
+    """Reply to a staff message; to an album only once, not once per photo."""
+    if message.media_group_id:
         key = (message.chat.id, message.media_group_id)
         if key in _confirmed_albums:
             return
         _confirmed_albums[key] = time.monotonic() + ALBUM_MEMORY_SECONDS
-    await message.reply(outcome.notice)
+    await message.reply(text)
 
 
 async def solution_photo(
@@ -84,7 +88,7 @@ async def solution_photo(
     assert message.from_user is not None and message.photo
     appeal_id, _purpose, live = card
     if not live:
-        await message.reply("Эта карточка неактуальна: обращение передано или карточка заменена.")
+        await _reply_once(message, STALE_CARD)
         return
     actor = staff_of(message.from_user, message.chat.id, coordinator_ids)
     photo = PhotoRef(Platform.TELEGRAM.value, message.photo[-1].file_id)
@@ -112,7 +116,7 @@ async def text_reply(
     elif purpose == "reject_other":
         outcome = await staff.reject(actor, appeal_id, "other", message.text)
     elif not live:
-        await message.reply("Эта карточка неактуальна: обращение передано или карточка заменена.")
+        await _reply_once(message, STALE_CARD)
         return
     else:
         outcome = await staff.answer(actor, appeal_id, message.text)
@@ -120,8 +124,8 @@ async def text_reply(
 
 
 async def other_reply(message: Message) -> None:
-    await message.reply(
-        "Жителю можно отправить текст или фото. Ответьте на карточку текстом или фото."
+    await _reply_once(
+        message, "Жителю можно отправить текст или фото. Ответьте на карточку текстом или фото."
     )
 
 

@@ -188,3 +188,20 @@ async def test_unbind_cancels_cards_still_on_their_way(db: Database, config: Cor
     assert world.sender.to(ROADS_GROUP) == []  # nothing with the resident's details there
     card = [s for s in world.sender.to(900) if s.method == "text"][-1]
     assert f"№ {number}" in card.text
+
+
+async def test_unblocking_clears_the_mark(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, _ = await world.file(ANNA, "roads")
+    world.sender.fail_chat[ANNA.chat_id] = [RecipientGone("Forbidden: bot was blocked")]
+    for _ in range(3):
+        await drain(world.worker)
+    ivan = StaffActor(user_id=701, name="Иван", chat_id=ROADS_GROUP)
+    assert (await world.staff.answer(ivan, appeal_id, "Работы начнутся завтра")).ok
+    for _ in range(3):
+        await drain(world.worker)
+    async with db.uow() as uow:
+        resident = await uow.session.scalar(select(Resident))
+        assert resident is not None and not resident.unreachable
+    last_card = [s for s in world.sender.to(ROADS_GROUP) if s.method == "edit"][-1]
+    assert "Житель недоступен" not in last_card.text

@@ -208,3 +208,42 @@ async def test_first_message_is_not_lost(sqlite_db: Database, config: CoreConfig
     async with sqlite_db.uow() as uow:
         draft = await uow.drafts.get("telegram", "777")
         assert draft is not None and "description" not in draft.data
+
+
+async def test_new_appeal_button_never_wipes_a_filled_draft(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await fill_until_confirm(intake)
+    await intake.handle(ANNA, press("i:confirm:edit"))
+    await intake.handle(ANNA, press("i:edit:category"))  # back at the category step
+    again = await intake.handle(ANNA, text(texts.MENU_NEW))
+    assert again.replies[-1].text == texts.RESUME
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "501")
+        assert draft is not None and draft.data["description"] == DESCRIPTION
+
+
+async def test_album_at_summary_is_added_quietly(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await fill_until_confirm(intake)  # 3 photos so far
+    answers = [await intake.handle(ANNA, photo(f"late{i}", album="B")) for i in range(10)]
+    assert [len(a.replies) > 0 for a in answers] == [True] + [False] * 9
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "501")
+        assert draft is not None and len(draft.data["photos"]) == texts.MAX_PHOTOS
+        assert draft.step == "confirm"
+
+
+async def test_hidden_category_cannot_be_submitted(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await fill_until_confirm(intake)
+    async with sqlite_db.uow() as uow:
+        roads = await uow.catalog.category_by_code("roads")
+        assert roads is not None
+        roads.active = False
+        await uow.commit()
+    result = await intake.handle(ANNA, press("i:confirm:submit"))
+    assert result.submitted_number is None
+    assert "больше недоступна" in result.replies[0].text
+    assert await step_of(sqlite_db) == "category"

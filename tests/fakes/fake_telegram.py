@@ -949,6 +949,23 @@ class FakeTelegram:
         self._callbacks[query_id] = True
         return True
 
+    async def _api_getchat(self, params: JSON, uploads: dict[str, bytes]) -> JSON:
+        chat_id = params.get("chat_id")
+        if isinstance(chat_id, int) and chat_id > 0 and chat_id not in self._open_private:
+            raise ApiError(400, "Bad Request: chat not found")
+        full = dict(self._chat(params))
+        full.update(  # ChatFullInfo's required fields
+            accent_color_id=0,
+            max_reaction_count=11,
+            accepted_gift_types={
+                "unlimited_gifts": True,
+                "limited_gifts": True,
+                "unique_gifts": True,
+                "premium_subscription": True,
+            },
+        )
+        return full
+
     async def _api_getfile(self, params: JSON, uploads: dict[str, bytes]) -> JSON:
         known = self.files.get(str(params.get("file_id") or ""))
         if known is None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.core.catalog import Catalog, CategorySpec, DepartmentSpec, load_catalog
+from bot.core.catalog import Catalog, CatalogError, CategorySpec, DepartmentSpec, load_catalog
 from bot.core.config import CoreConfig
 from bot.core.intake import IntakeService
 from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef
@@ -103,3 +105,14 @@ def test_numbers() -> None:
     assert normalize_number(" 2026/000045 ") == "2026-000045"
     assert normalize_number("123") is None
     assert normalize_number("abcd-12") is None
+
+
+def test_catalog_rejects_codes_that_break_buttons(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[department]]\ncode = "roads"\nname = "Дороги"\n'
+        '[[category]]\ncode = "дороги-и-тротуары"\ntitle = "Дороги"\ndepartment = "roads"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(CatalogError, match="category code"):
+        load_catalog(bad)
