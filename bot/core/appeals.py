@@ -324,6 +324,29 @@ class StaffService:
                 return None
             return card.appeal_id, card.purpose, card.active
 
+    async def resident_comment(
+        self, who: ResidentRef, appeal_id: int, text: str, photo: PhotoRef | None = None
+    ) -> str:
+        """The resident replied to a message about their appeal: pass it to the department."""
+        text = text.strip()[: texts.MAX_DESCRIPTION]
+        async with self.db.uow() as uow:
+            appeal = await uow.appeals.get(appeal_id, lock=True)
+            resident = await uow.residents.find(who.platform.value, who.user_id)
+            if appeal is None or resident is None or appeal.resident_id != resident.id:
+                return texts.IDLE
+            if Status(appeal.status) in (Status.CLOSED, Status.REJECTED):
+                return texts.comment_on_closed(appeal.number)
+            if not text and photo is None:
+                return texts.comment_expected(appeal.number)
+            label = "Фото от жителя" if photo is not None else "Житель дополнил"
+            body = f"💬 {label} по обращению № {appeal.number}" + (f":\n{text}" if text else "")
+            body += "\n↩️ Ответьте на это сообщение — ответ уйдёт жителю."
+            await notify.to_staff(uow, self.config, appeal, body[:1000], photo)
+            await uow.appeals.add_event(appeal.id, "comment")
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            return texts.comment_sent(appeal.number)
+
     async def resident_feedback(self, who: ResidentRef, appeal_id: int, solved: bool) -> str:
         """«Проблема решена» / «Не решена» from the resident; returns what to tell them."""
         async with self.db.uow() as uow:

@@ -25,6 +25,7 @@ EVENT_TITLES = {
     "confirmed": "житель подтвердил решение",
     "reopened": "житель: не решено — возобновлено",
     "unreachable": "житель недоступен: заблокировал бота",
+    "comment": "житель дополнил обращение",
 }
 PLATFORM_TITLES = {"telegram": "Telegram", "vk": "VK"}
 

@@ -271,21 +271,28 @@ class OutboxWorker:
         """Photos that came as one album go out as one album, captioned once."""
         photos = [PhotoRef(**item.payload["photo"]) for item in items]
         caption = str(items[0].payload.get("text") or "")
-        await sender.send_photos(items[0].chat_id, photos, caption)
-        return []
+        ids = await sender.send_photos(items[0].chat_id, photos, caption)
+        remember = str(items[0].payload.get("remember") or "")
+        if not remember or not _is_int(items[0].chat_id):
+            return []
+        return [(int(items[0].chat_id), message_id, remember) for message_id in ids]
 
     async def _send(self, sender: Sender, item: OutboxMessage) -> list[tuple[int, int, str]]:
         """Send one outbox message; returns the staff-chat messages to remember."""
         payload: dict[str, Any] = item.payload or {}
         chat = item.chat_id
+        # "remember": replies to this message should find their way back to the appeal.
+        remember = str(payload.get("remember") or "")
         if item.kind == "text":
             keyboard = _keyboard(payload.get("keyboard"))
-            await sender.send_text(chat, str(payload["text"]), keyboard)
-            return []
+            message_id = await sender.send_text(chat, str(payload["text"]), keyboard)
+            return [(int(chat), message_id, remember)] if remember and _is_int(chat) else []
         if item.kind == "photo":
             photo = PhotoRef(**payload["photo"])
-            await sender.send_photos(chat, [photo], str(payload.get("text") or ""))
-            return []
+            ids = await sender.send_photos(chat, [photo], str(payload.get("text") or ""))
+            if not remember or not _is_int(chat):
+                return []
+            return [(int(chat), message_id, remember) for message_id in ids]
         async with self.db.uow() as uow:
             if item.kind == "card_refresh" and item.appeal_id is not None:
                 # Read first: every refresh queued up to here is satisfied by the render below.

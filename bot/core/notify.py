@@ -40,7 +40,8 @@ async def to_resident(
     resident = await uow.residents.get(appeal.resident_id)
     if resident is None:
         return
-    payload: dict[str, object] = {"text": text}
+    # Remembered, so that the resident's reply to it reaches the department as a comment.
+    payload: dict[str, object] = {"text": text, "remember": "notice"}
     if keyboard is not None:
         payload["keyboard"] = keyboard.to_dict()
     kind = "text"
@@ -53,6 +54,19 @@ async def to_resident(
         payload["album"] = album
         delay = ALBUM_GATHERING
     await uow.outbox.add(resident.platform, resident.chat_id, kind, payload, appeal.id, delay)
+
+
+async def to_staff(
+    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, text: str, photo: PhotoRef | None = None
+) -> None:
+    """A message about the appeal to wherever its card lives; staff may reply to it."""
+    payload: dict[str, object] = {"text": text, "remember": "comment"}
+    kind = "text"
+    if photo is not None:
+        kind = "photo"
+        payload["photo"] = {"platform": photo.platform, "ref": photo.ref}
+    for chat_id in await staff_chats(uow, config, appeal):
+        await uow.outbox.add(STAFF_PLATFORM, chat_id, kind, payload, appeal.id)
 
 
 async def to_coordinators(

@@ -101,6 +101,7 @@ EXPECTED_AT_STEP = {
     "edit": "Выберите, что изменить, кнопкой под сообщением.",
     "resume": "Выберите «Продолжить» или «Начать заново».",
 }
+COMMENT_KINDS = "К обращению можно дописать текст или приложить фото."
 IDLE = f"Чтобы подать обращение, нажмите «{MENU_NEW}». Ваши обращения — «{MENU_MY}»."
 
 STATUS_TITLES = {
@@ -191,3 +192,18 @@ def reopened_for_coordinators(number: str, department: str) -> str:
     return (
         f"🔁 Житель сообщил, что обращение № {number} не решено. Оно снова в работе: {department}."
     )
+
+
+def comment_sent(number: str) -> str:
+    return f"Передали ваше сообщение в отдел, к обращению № {number}."
+
+
+def comment_on_closed(number: str) -> str:
+    return (
+        f"Обращение № {number} уже закрыто. Если проблема осталась или появилась новая — "
+        f"подайте новое обращение: «{MENU_NEW}»."
+    )
+
+
+def comment_expected(number: str) -> str:
+    return f"К обращению № {number} можно дописать текст или приложить фото."

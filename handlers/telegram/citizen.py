@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from contextlib import suppress
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import CallbackQuery, Message
 
+from bot.core import texts
 from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeResult, IntakeService
-from bot.core.model import InputKind, IntakeInput
+from bot.core.model import InputKind, IntakeInput, Platform
+from bot.core.ports import PhotoRef
 from handlers.telegram.inputs import intake_input, resident_of
 from handlers.telegram.render import send_replies
 
@@ -64,6 +67,35 @@ async def any_message(
     await _answer(bot, message.chat.id, result, worker)
 
 
+class NoticeReply(Filter):
+    """A resident's reply to a message the bot sent them about an appeal; injects ``appeal_id``."""
+
+    async def __call__(self, message: Message, staff: StaffService) -> bool | dict[str, Any]:
+        target = message.reply_to_message
+        if target is None:
+            return False
+        card = await staff.find_card(message.chat.id, target.message_id)
+        if card is None or card[1] != "notice":
+            return False
+        return {"appeal_id": card[0]}
+
+
+async def comment(
+    message: Message, appeal_id: int, bot: Bot, staff: StaffService, worker: OutboxWorker
+) -> None:
+    assert message.from_user is not None
+    given = intake_input(message)
+    if given.kind not in (InputKind.TEXT, InputKind.PHOTO):
+        await message.answer(texts.COMMENT_KINDS)
+        return
+    photo = PhotoRef(Platform.TELEGRAM.value, given.photo_refs[0]) if given.photo_refs else None
+    said = await staff.resident_comment(
+        resident_of(message.from_user, message.chat.id), appeal_id, given.text, photo
+    )
+    worker.wake()
+    await message.answer(said)
+
+
 async def intake_button(
     callback: CallbackQuery, bot: Bot, intake: IntakeService, worker: OutboxWorker
 ) -> None:
@@ -108,6 +140,7 @@ def build_router() -> Router:
     router.message.filter(F.chat.type == "private")
     router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(command, Command("start", "new", "cancel", "my", "help"))
+    router.message.register(comment, NoticeReply())
     router.message.register(any_message, F.from_user)
     router.callback_query.register(intake_button, F.data.startswith("i:"))
     router.callback_query.register(feedback, F.data.regexp(r"^f:\d{1,12}:(yes|no)$"))

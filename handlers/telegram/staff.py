@@ -41,7 +41,7 @@ class CardReply(Filter):
                 return {"card": album[0]}
             return False
         card = await staff.find_card(message.chat.id, target.message_id)
-        if card is None:
+        if card is None or card[1] == "notice":  # a notice is the resident's, not staff's
             return False
         if message.media_group_id:
             now = time.monotonic()

@@ -245,3 +245,27 @@ async def test_binding_later_moves_open_cards_to_the_group(
     back = [s for s in world.sender.to(COORDINATOR) if s.method == "text"][-1]
     assert f"№ {number}" in back.text and "не привязан" in back.text
     assert not (await world.staff.resolve(group_staff, appeal_id)).ok
+
+
+async def test_resident_follow_up_reaches_staff_and_back(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    accepted = world.sender.to(ANNA.chat_id)[0]
+    async with db.uow() as uow:
+        notice = await uow.cards.find(int(ANNA.chat_id), accepted.message_id)
+        assert notice is not None and (notice.appeal_id, notice.purpose) == (appeal_id, "notice")
+    said = await world.staff.resident_comment(ANNA, appeal_id, "Яма стала ещё глубже")
+    assert said == texts.comment_sent(number)
+    await drain(world.worker)
+    comment = [s for s in world.sender.to(ROADS_GROUP) if s.method == "text"][-1]
+    assert f"№ {number}" in comment.text and "ещё глубже" in comment.text
+    async with db.uow() as uow:
+        found = await uow.cards.find(ROADS_GROUP, comment.message_id)
+        assert found is not None and found.purpose == "comment"
+    # Another resident cannot write into this appeal.
+    boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502")
+    assert await world.staff.resident_comment(boris, appeal_id, "чужое") == texts.IDLE
+    assert (await world.staff.reject(IVAN, appeal_id, "spam")).ok
+    closed = await world.staff.resident_comment(ANNA, appeal_id, "ещё")
+    assert closed == texts.comment_on_closed(number)

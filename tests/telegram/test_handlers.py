@@ -226,3 +226,30 @@ async def test_staff_reply_to_card_reaches_resident(harness: Harness) -> None:
     assert not any("Чужой ответ" in a for a in answers)
     assert refreshed is not None and refreshed.status == "in_work"
     assert refreshed.taken_by_name == "Иван Петров"
+
+
+async def test_resident_reply_to_a_notice_becomes_a_comment(harness: Harness) -> None:
+    async with harness.db.uow() as uow:
+        roads = next(d for d in await uow.catalog.departments() if d.code == "roads")
+        await uow.catalog.bind(roads, GROUP)
+        await uow.commit()
+    await harness.send(RESIDENT, text="/start")
+    await harness.press(RESIDENT, "i:category:roads")
+    for step in ("Яма на дороге возле остановки", "ул. Ленина, 1", texts.SKIP, texts.SKIP):
+        await harness.send(RESIDENT, text=step)
+    await harness.press(RESIDENT, "i:confirm:submit")
+    async with harness.db.uow() as uow:
+        appeal = await uow.session.scalar(select(Appeal))
+        assert appeal is not None
+        await uow.cards.add(appeal.id, 501, 4444, "notice")  # as the worker records it
+        await uow.commit()
+    notice = message(BOT, 501, text="Ответ по обращению").model_copy(update={"message_id": 4444})
+    await harness.send(RESIDENT, text="Спасибо, но яма всё ещё там", reply_to_message=notice)
+    assert harness.said_to(501)[-1] == texts.comment_sent(appeal.number)
+    async with harness.db.uow() as uow:
+        comments = [
+            o.payload["text"]
+            for o in await uow.session.scalars(select(OutboxMessage))
+            if o.chat_id == str(GROUP) and o.kind == "text"
+        ]
+    assert any("яма всё ещё там" in c for c in comments)
