@@ -609,3 +609,50 @@ async def test_appeal_lifecycle_over_http(
     assert bot.returncode == 0
     log = bot.log()
     assert "Traceback" not in log and " ERROR " not in log, log
+
+
+async def test_kill_during_delivery_loses_nothing(
+    fake: FakeTelegram, bot: BotProcess, tmp_path: Path
+) -> None:
+    """kill -9 while the confirmation cannot get out: after a restart it is delivered."""
+    db = tmp_path / "db.sqlite"
+    gleb = fake.user(504, "Глеб")
+    coordinator = fake.user(COORDINATOR_ID, "Ольга", "Координаторова")
+    await say(fake, coordinator, "/start", "Здравствуйте", "the coordinator's /start")
+    await start_appeal(fake, gleb, "waste")
+    await say(fake, gleb, "Контейнеры переполнены уже неделю, мусор на земле", "Где это?")
+    await say(fake, gleb, "ул. Садовая, 3", "Пришлите фото")
+    await say(fake, gleb, "Пропустить", "телефон")
+    await say(fake, gleb, "Пропустить", "Проверьте")
+    summary = await fake.wait_for(with_button(gleb["id"], "i:confirm:submit"), what="summary")
+    assert summary.message is not None
+    # Telegram is failing for this chat: the confirmation stays in the outbox.
+    fake.inject_error("sendMessage", 502, "Bad Gateway", times=10_000, chat_id=gleb["id"])
+    fake.press(gleb, summary.message, "i:confirm:submit")
+    await until(
+        lambda: bool(db_rows(db, "SELECT id FROM appeals")), "the appeal committed before the kill"
+    )
+    await until(
+        lambda: bool(
+            db_rows(
+                db,
+                "SELECT id FROM outbox WHERE chat_id = ? AND status = 'pending' AND attempts > 0",
+                str(gleb["id"]),
+            )
+        ),
+        "a failed delivery attempt",
+    )
+    await bot.kill()
+    fake.clear_errors()  # Telegram is back
+    since = fake.mark()
+    await bot.start(fake)
+    accepted = await fake.wait_for(
+        text_to(gleb["id"], f"Обращение № {number(1)} принято"),
+        since=since,
+        timeout=30,
+        what="the confirmation after the restart",
+    )
+    assert accepted.ok
+    rows = db_rows(db, "SELECT number FROM appeals")
+    assert [r["number"] for r in rows] == [number(1)]
+    await until(lambda: outbox_idle(db), "the outbox drained")

@@ -306,6 +306,10 @@ class FakeTelegram:
         error = ApiError(code, description, retry_after)
         self._errors.append(_Injected(method.lower(), chat_id, error, times))
 
+    def clear_errors(self) -> None:
+        """Telegram is healthy again: drop every injected error still pending."""
+        self._errors.clear()
+
     def _injected(self, method: str, params: JSON) -> ApiError | None:
         for injected in self._errors:
             if injected.method == method and injected.chat_id in (None, params.get("chat_id")):
