@@ -167,6 +167,11 @@ class DraftRepo:
             delete(Draft).where(Draft.platform == platform, Draft.external_id == external_id)
         )
 
+    async def purge(self, before: datetime) -> int:
+        """Drop conversations abandoned since ``before``."""
+        result = await self.session.execute(delete(Draft).where(Draft.updated_at < before))
+        return int(getattr(result, "rowcount", 0) or 0)
+
 
 class ResidentRepo:
     def __init__(self, session: AsyncSession) -> None:
@@ -515,6 +520,16 @@ class OutboxRepo:
                 attempts=OutboxMessage.attempts + 1,
             )
         )
+
+    async def purge(self, before: datetime) -> int:
+        """Forget delivered and cancelled messages older than ``before`` (failures are kept)."""
+        result = await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.status.in_(("sent", "cancelled")),
+                OutboxMessage.created_at < before,
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def fail_pending_for_chat(self, platform: str, chat_id: str, error: str) -> None:
         await self.session.execute(

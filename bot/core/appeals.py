@@ -131,7 +131,8 @@ class StaffService:
             if appeal is None:
                 return Outcome(ok=False, notice=DENIED)
             if Status(appeal.status) not in (Status.NEW, Status.REOPENED):
-                return Outcome(ok=False, notice="Обращение уже не новое.")
+                who = f": {appeal.taken_by_name}" if appeal.taken_by_name else ""
+                return Outcome(ok=False, notice=f"Обращение уже взято в работу{who}.")
             self._take(appeal, actor)
             await uow.appeals.add_event(appeal.id, "taken", actor.name)
             await notify.to_resident(uow, appeal, texts.taken(appeal.number))

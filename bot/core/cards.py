@@ -94,6 +94,10 @@ async def render_card(
     header.append(f"Источник: {source} · {who}{contact}")
     if resident and resident.unreachable:
         header.append("⚠️ Житель недоступен (заблокировал бота): уведомления не доставляются")
+    if department is not None and department.chat_id is None and not frozen:
+        header.append(
+            f"⚠️ Отдел «{department.name}» не привязан к группе: обращение у координаторов."
+        )
 
     place: list[str] = []
     if appeal.address:

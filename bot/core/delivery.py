@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -33,6 +34,9 @@ from storage.uow import Database, UnitOfWork, utcnow
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=10)
+KEEP_DELIVERED = timedelta(days=30)
+KEEP_DRAFTS = timedelta(days=30)
+HOUSEKEEPING_EVERY = 3600.0  # seconds
 BATCH = 1000  # chats looked at per pass
 
 
@@ -66,7 +70,14 @@ class OutboxWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("outbox worker started")
+        next_housekeeping = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+                try:
+                    await self.housekeeping()
+                except Exception:
+                    log.exception("housekeeping failed; will try again later")
             try:
                 sent, wait = await self.run_once()
             except Exception:
@@ -79,6 +90,15 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=min(wait, self.idle_interval))
             except TimeoutError:
                 pass
+
+    async def housekeeping(self) -> None:
+        """Keep the tables small: old delivered messages and long-abandoned drafts go."""
+        async with self.db.uow() as uow:
+            messages = await uow.outbox.purge(utcnow() - KEEP_DELIVERED)
+            drafts = await uow.drafts.purge(utcnow() - KEEP_DRAFTS)
+            await uow.commit()
+        if messages or drafts:
+            log.info("housekeeping: %d old messages, %d abandoned drafts removed", messages, drafts)
 
     async def run_once(self) -> tuple[int, float]:
         """One pass: the first pending message of each chat that may be sent now.

@@ -91,10 +91,6 @@ async def post_card(
 ) -> list[int]:
     """Queue the card (and the resident's photos and pin before it) to the staff chats."""
     chats = await staff_chats(uow, config, appeal)
-    department = await uow.catalog.department(appeal.department_id)
-    if department is not None and department.chat_id is None:
-        unbound = f"⚠️ Отдел «{department.name}» не привязан к группе: обращение у координаторов."
-        note = f"{note}\n{unbound}".strip()
     has_photos = await uow.appeals.count_photos(appeal.id, "resident") > 0
     for chat_id in chats:
         if has_photos:

@@ -124,6 +124,10 @@ async def text_reply(
 
 
 async def other_reply(message: Message) -> None:
+    document = message.document
+    if document is not None and (document.mime_type or "").startswith("image/"):
+        await _reply_once(message, "Пришлите снимок как фото (со сжатием), а не как файл.")
+        return
     await _reply_once(
         message, "Жителю можно отправить текст или фото. Ответьте на карточку текстом или фото."
     )

@@ -10,7 +10,7 @@ from bot.core.config import CoreConfig
 from bot.core.model import StaffActor
 from bot.core.ports import ChatMoved, PhotoRef, RecipientGone, RetryAfter
 from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
-from storage.models import Department, OutboxMessage, Resident
+from storage.models import Department, Draft, OutboxMessage, Resident
 from storage.uow import Database, utcnow
 from tests.core.recording import RecordingSender, drain, make_worker
 from tests.core.test_lifecycle import ANNA, ROADS_GROUP, make_world
@@ -205,3 +205,26 @@ async def test_unblocking_clears_the_mark(db: Database, config: CoreConfig) -> N
         assert resident is not None and not resident.unreachable
     last_card = [s for s in world.sender.to(ROADS_GROUP) if s.method == "edit"][-1]
     assert "Житель недоступен" not in last_card.text
+
+
+async def test_housekeeping_forgets_only_old_delivered(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    sender = RecordingSender()
+    worker = make_worker(sqlite_db, config, sender)
+    await queue_texts(sqlite_db, "501", 2)
+    await drain(worker)
+    await queue_texts(sqlite_db, "502", 1)  # still pending
+    old = utcnow() - timedelta(days=40)
+    async with sqlite_db.uow() as uow:
+        await uow.session.execute(update(OutboxMessage).values(created_at=old))
+        await uow.drafts.save("telegram", "777", "description", {"photos": []})
+        await uow.session.execute(update(Draft).values(updated_at=old))
+        await uow.drafts.save("telegram", "778", "description", {"photos": []})
+        await uow.commit()
+    await worker.housekeeping()
+    async with sqlite_db.uow() as uow:
+        left = list(await uow.session.scalars(select(OutboxMessage)))
+        drafts = list(await uow.session.scalars(select(Draft)))
+    assert [m.status for m in left] == ["pending"]
+    assert [d.external_id for d in drafts] == ["778"]
