@@ -27,6 +27,8 @@ from storage.models import (
     Resident,
 )
 
+OPEN_OR_RESOLVED = ("new", "in_work", "reopened", "resolved")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -131,7 +133,17 @@ class CatalogRepo:
             .where(
                 OutboxMessage.chat_id == str(old_chat_id),
                 OutboxMessage.status == "pending",
-                OutboxMessage.kind.in_(("text", "card_media", "card_location", "card_post")),
+                OutboxMessage.kind.in_(
+                    (
+                        "text",
+                        "photo",
+                        "comment_text",
+                        "comment_photo",
+                        "card_media",
+                        "card_location",
+                        "card_post",
+                    )
+                ),
             )
             .values(chat_id=str(new_chat_id))
         )
@@ -246,13 +258,24 @@ class AppealRepo:
         return await self.session.scalar(select(Appeal).where(Appeal.number == number))
 
     async def open_of_department(self, department_id: int) -> list[Appeal]:
-        """Appeals the department still works on (or awaits the resident's word on)."""
+        """Appeals the department still works on (or awaits the resident's word on), locked in
+        id order: a transfer committed meanwhile is seen, and lock order stays consistent."""
         rows = await self.session.scalars(
             select(Appeal)
             .where(
                 Appeal.department_id == department_id,
-                Appeal.status.in_(("new", "in_work", "reopened", "resolved")),
+                Appeal.status.in_(OPEN_OR_RESOLVED),
             )
+            .order_by(Appeal.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+    async def open_of_resident(self, resident_id: int) -> list[Appeal]:
+        rows = await self.session.scalars(
+            select(Appeal)
+            .where(Appeal.resident_id == resident_id, Appeal.status.in_(OPEN_OR_RESOLVED))
             .order_by(Appeal.id)
         )
         return list(rows)
@@ -383,11 +406,11 @@ class OutboxRepo:
             )
         )
 
-    async def last_pending_id(
+    async def pending_ids(
         self, platform: str, chat_id: str, kind: str, appeal_id: int
-    ) -> int | None:
-        return await self.session.scalar(
-            select(func.max(OutboxMessage.id)).where(
+    ) -> list[int]:
+        rows = await self.session.scalars(
+            select(OutboxMessage.id).where(
                 OutboxMessage.status == "pending",
                 OutboxMessage.platform == platform,
                 OutboxMessage.chat_id == chat_id,
@@ -395,22 +418,15 @@ class OutboxRepo:
                 OutboxMessage.appeal_id == appeal_id,
             )
         )
+        return list(rows)
 
-    async def mark_refreshes_sent(
-        self, platform: str, chat_id: str, appeal_id: int, up_to_id: int
-    ) -> None:
-        await self.session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.status == "pending",
-                OutboxMessage.platform == platform,
-                OutboxMessage.chat_id == chat_id,
-                OutboxMessage.kind == "card_refresh",
-                OutboxMessage.appeal_id == appeal_id,
-                OutboxMessage.id <= up_to_id,
+    async def mark_sent_ids(self, ids: list[int]) -> None:
+        if ids:
+            await self.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "pending")
+                .values(status="sent", sent_at=utcnow())
             )
-            .values(status="sent", sent_at=utcnow())
-        )
 
     async def cancel(self, appeal_id: int, kinds: tuple[str, ...]) -> None:
         await self.session.execute(
@@ -422,6 +438,18 @@ class OutboxRepo:
             )
             .values(status="cancelled")
         )
+
+    async def pending_of(self, appeal_id: int, kinds: tuple[str, ...]) -> list[OutboxMessage]:
+        rows = await self.session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.appeal_id == appeal_id,
+                OutboxMessage.kind.in_(kinds),
+            )
+            .order_by(OutboxMessage.id)
+        )
+        return list(rows)
 
     async def status_of(self, message_id: int) -> str | None:
         return await self.session.scalar(

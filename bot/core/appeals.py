@@ -34,9 +34,13 @@ async def submit(
     category = await uow.catalog.category_by_code(str(data["category"]))
     if category is None:
         raise LookupError("category vanished from the catalogue")
+    known = await uow.residents.find(who.platform.value, who.user_id)
+    was_unreachable = known is not None and known.unreachable
     resident = await uow.residents.upsert(
         who.platform.value, who.user_id, who.chat_id, who.first_name
     )
+    if was_unreachable:  # they are back: the cards of their other appeals say so
+        await notify.refresh_resident_cards(uow, resident.id)
     now = utcnow()
     year = config.local(now).year
     seq = await uow.appeals.next_seq(year)
@@ -167,8 +171,9 @@ class StaffService:
             await uow.appeals.add_event(appeal.id, "transferred", actor.name, detail)
             if target.chat_id is None:
                 await uow.appeals.add_event(appeal.id, "unbound", detail=target.name)
-            await notify.close_cards(uow, appeal, f"↪️ Передано: {target.name}")
-            await notify.post_card(uow, self.config, appeal, note=f"↪️ Передано из: {detail}")
+            await notify.move_cards(
+                uow, self.config, appeal, f"↪️ Передано: {target.name}", f"↪️ Передано из: {detail}"
+            )
             regional = "регион" in target.name.lower()
             await notify.to_resident(
                 uow, appeal, texts.forwarded(appeal.number, target.name, regional)
@@ -326,7 +331,12 @@ class StaffService:
             return card.appeal_id, card.purpose, card.active
 
     async def resident_comment(
-        self, who: ResidentRef, appeal_id: int, text: str, photo: PhotoRef | None = None
+        self,
+        who: ResidentRef,
+        appeal_id: int,
+        text: str,
+        photo: PhotoRef | None = None,
+        album: str | None = None,
     ) -> str:
         """The resident replied to a message about their appeal: pass it to the department."""
         text = text.strip()[: texts.MAX_DESCRIPTION]
@@ -342,7 +352,7 @@ class StaffService:
             label = "Фото от жителя" if photo is not None else "Житель дополнил"
             body = f"💬 {label} по обращению № {appeal.number}" + (f":\n{text}" if text else "")
             body += "\n↩️ Ответьте на это сообщение — ответ уйдёт жителю."
-            await notify.to_staff(uow, self.config, appeal, body[:1000], photo)
+            await notify.to_staff(uow, self.config, appeal, body[:1000], photo, album)
             await uow.appeals.add_event(appeal.id, "comment")
             await notify.refresh_cards(uow, appeal)
             await uow.commit()
@@ -380,9 +390,12 @@ class StaffService:
                 appeal.deadline_at = utcnow() + span
                 new_deadline = self.config.format_moment(appeal.deadline_at)
                 await uow.appeals.add_event(appeal.id, "reopened", detail=f"срок до {new_deadline}")
-                await notify.close_cards(uow, appeal, "🔁 Возобновлено — см. новую карточку ниже")
-                await notify.post_card(
-                    uow, self.config, appeal, note="🔁 Житель сообщил: проблема НЕ решена"
+                await notify.move_cards(
+                    uow,
+                    self.config,
+                    appeal,
+                    "🔁 Возобновлено — см. новую карточку ниже",
+                    "🔁 Житель сообщил: проблема НЕ решена",
                 )
                 dept_name = department.name if department else "отдел"
                 await notify.to_coordinators(

@@ -62,7 +62,8 @@ class OutboxWorker:
         self.idle_interval = idle_interval
         self._wake = asyncio.Event()
         self._busy_chats: set[tuple[str, str]] = set()
-        self._covered: dict[int, int] = {}  # card refresh → last refresh its render includes
+        # card refresh → the pending refreshes its render already includes
+        self._covered: dict[int, list[int]] = {}
 
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out at once."""
@@ -142,6 +143,13 @@ class OutboxWorker:
         self._busy_chats.add(chat)
         try:
             await self._deliver(item, album)
+        except Exception as exc:
+            # The bookkeeping around a send failed: back off instead of resending every pass.
+            log.exception("outbox %s: bookkeeping failed", item.id)
+            try:
+                await self._reschedule(item, backoff(item.attempts), f"bookkeeping: {exc!r}")
+            except Exception:
+                log.exception("outbox %s: could not reschedule", item.id)
         finally:
             self._busy_chats.discard(chat)
             self._covered.pop(item.id, None)
@@ -169,14 +177,19 @@ class OutboxWorker:
             async with self.db.uow() as uow:
                 for failed in [item, *album]:
                     await uow.outbox.mark_failed(failed.id, str(exc))
-                if item.kind == "card_post" and item.appeal_id is not None:
+                undelivered = {
+                    "card_post": "Карточку",
+                    "card_media": "Фото жителя к карточке",
+                    "card_location": "Геометку к карточке",
+                }
+                if item.kind in undelivered and item.appeal_id is not None:
                     appeal = await uow.appeals.get(item.appeal_id)
                     number = appeal.number if appeal else "?"
                     await notify.to_coordinators(
                         uow,
                         self.config,
-                        f"⚠️ Карточку обращения № {number} не удалось доставить в чат "
-                        f"{item.chat_id}: {exc}",
+                        f"⚠️ {undelivered[item.kind]} обращения № {number} не удалось доставить "
+                        f"в чат {item.chat_id}: {exc}",
                         appeal,
                     )
                 await uow.commit()
@@ -192,10 +205,11 @@ class OutboxWorker:
                     if item.appeal_id is None:
                         continue
                     await uow.cards.add(item.appeal_id, chat_id, message_id, purpose)
-                    if cancelled and purpose == "card":
+                    if cancelled:
                         card = await uow.cards.find(chat_id, message_id)
                         assert card is not None
                         card.active = False
+                    if cancelled and purpose == "card":
                         await uow.outbox.add(
                             item.platform,
                             chat_id,
@@ -205,11 +219,7 @@ class OutboxWorker:
                         )
                 for sent in [item, *album]:
                     await uow.outbox.mark_sent(sent.id)
-                covered = self._covered.pop(item.id, None)
-                if covered is not None and item.appeal_id is not None:
-                    await uow.outbox.mark_refreshes_sent(
-                        item.platform, item.chat_id, item.appeal_id, covered
-                    )
+                await uow.outbox.mark_sent_ids(self._covered.pop(item.id, []))
                 if item.kind in ("text", "photo"):
                     await self._reachable_again(uow, item)
                 await uow.commit()
@@ -220,9 +230,7 @@ class OutboxWorker:
         if resident is None or not resident.unreachable:
             return
         resident.unreachable = False
-        appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
-        if appeal is not None:
-            await notify.refresh_cards(uow, appeal)
+        await notify.refresh_resident_cards(uow, resident.id)
 
     async def _reschedule(self, item: OutboxMessage, delay: timedelta, error: str) -> None:
         async with self.db.uow() as uow:
@@ -259,10 +267,9 @@ class OutboxWorker:
             return
         if not resident.unreachable:
             resident.unreachable = True
-            appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
-            if appeal is not None:
-                await uow.appeals.add_event(appeal.id, "unreachable")
-                await notify.refresh_cards(uow, appeal)
+            if item.appeal_id is not None:
+                await uow.appeals.add_event(item.appeal_id, "unreachable")
+            await notify.refresh_resident_cards(uow, resident.id)
             log.info("outbox %s: the resident blocked the bot; marked unreachable", item.id)
 
     async def _group_gone(
@@ -303,11 +310,11 @@ class OutboxWorker:
         chat = item.chat_id
         # "remember": replies to this message should find their way back to the appeal.
         remember = str(payload.get("remember") or "")
-        if item.kind == "text":
+        if item.kind in ("text", "comment_text"):
             keyboard = _keyboard(payload.get("keyboard"))
             message_id = await sender.send_text(chat, str(payload["text"]), keyboard)
             return [(int(chat), message_id, remember)] if remember and _is_int(chat) else []
-        if item.kind == "photo":
+        if item.kind in ("photo", "comment_photo"):
             photo = PhotoRef(**payload["photo"])
             ids = await sender.send_photos(chat, [photo], str(payload.get("text") or ""))
             if not remember or not _is_int(chat):
@@ -316,10 +323,9 @@ class OutboxWorker:
         async with self.db.uow() as uow:
             if item.kind == "card_refresh" and item.appeal_id is not None:
                 # Read first: every refresh queued up to here is satisfied by the render below.
-                last = await uow.outbox.last_pending_id(
+                self._covered[item.id] = await uow.outbox.pending_ids(
                     item.platform, chat, "card_refresh", item.appeal_id
                 )
-                self._covered[item.id] = last if last is not None else item.id
             appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None
             if appeal is None:
                 raise PermanentError(f"appeal {item.appeal_id} not found")
@@ -359,7 +365,7 @@ class OutboxWorker:
 
 
 def _starts_album(item: OutboxMessage) -> bool:
-    return item.kind == "photo" and bool((item.payload or {}).get("album"))
+    return item.kind in ("photo", "comment_photo") and bool((item.payload or {}).get("album"))
 
 
 def _album_after(head: OutboxMessage, following: list[OutboxMessage]) -> list[OutboxMessage]:
@@ -367,7 +373,7 @@ def _album_after(head: OutboxMessage, following: list[OutboxMessage]) -> list[Ou
     album = (head.payload or {}).get("album")
     rest: list[OutboxMessage] = []
     for later in following:
-        if later.kind != "photo" or (later.payload or {}).get("album") != album:
+        if later.kind != head.kind or (later.payload or {}).get("album") != album:
             break
         rest.append(later)
     return rest[:9]

@@ -183,12 +183,14 @@ class IntakeService:
                 return IntakeResult(replies)
         album = given.album_id
         silent = album is not None and album == data.get("album")
+        new_album = album is not None and not silent
         if album is not None:
             data["album"] = album
         outcome = await self._step(uow, who, step, data, given)
         if outcome.submitted_number is None and outcome.next_step is not None:
             await uow.drafts.save(who.platform.value, who.user_id, outcome.next_step, data)
-        elif outcome.submitted_number is None and outcome.changed:
+        elif outcome.submitted_number is None and (outcome.changed or new_album):
+            # Even an unchanged draft remembers the album, so its other parts stay quiet.
             await uow.drafts.save(who.platform.value, who.user_id, step, data)
         await uow.commit()
         replies = outcome.replies
@@ -381,6 +383,8 @@ class IntakeService:
         given: IntakeInput,
         value: str,
     ) -> _StepOutcome:
+        if given.kind is InputKind.PHOTO:
+            return self._keep_photo(data, given, Step.PHONE)
         if given.kind is InputKind.CONTACT:
             phone = normalize_phone(given.phone or "")
             if not given.own_contact:

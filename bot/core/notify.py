@@ -7,6 +7,7 @@ and the message loses neither.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from bot.core.config import CoreConfig
 from bot.core.model import Button, Keyboard, Platform, inline
@@ -57,16 +58,29 @@ async def to_resident(
 
 
 async def to_staff(
-    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, text: str, photo: PhotoRef | None = None
+    uow: UnitOfWork,
+    config: CoreConfig,
+    appeal: Appeal,
+    text: str,
+    photo: PhotoRef | None = None,
+    album: str | None = None,
 ) -> None:
-    """A message about the appeal to wherever its card lives; staff may reply to it."""
-    payload: dict[str, object] = {"text": text, "remember": "comment"}
-    kind = "text"
+    """A resident's comment to wherever the appeal's card lives; staff may reply to it.
+
+    Its own kinds (comment_text, comment_photo), so that it follows the card when the
+    appeal moves before it was delivered.
+    """
+    payload: dict[str, Any] = {"text": text, "remember": "comment"}
+    kind = "comment_text"
+    delay = timedelta(0)
     if photo is not None:
-        kind = "photo"
+        kind = "comment_photo"
         payload["photo"] = {"platform": photo.platform, "ref": photo.ref}
+        if album:
+            payload["album"] = album
+            delay = ALBUM_GATHERING
     for chat_id in await staff_chats(uow, config, appeal):
-        await uow.outbox.add(STAFF_PLATFORM, chat_id, kind, payload, appeal.id)
+        await uow.outbox.add(STAFF_PLATFORM, chat_id, kind, payload, appeal.id, delay)
 
 
 async def to_coordinators(
@@ -114,7 +128,32 @@ async def refresh_cards(uow: UnitOfWork, appeal: Appeal) -> None:
         await uow.outbox.add(STAFF_PLATFORM, chat, "card_refresh", {}, appeal.id)
 
 
+async def refresh_resident_cards(uow: UnitOfWork, resident_id: int) -> None:
+    """Every open appeal of the resident shows whether they can be reached: keep all current."""
+    for appeal in await uow.appeals.open_of_resident(resident_id):
+        await refresh_cards(uow, appeal)
+
+
 CARD_KINDS = ("card_media", "card_location", "card_post", "card_refresh")
+COMMENT_KINDS = ("comment_text", "comment_photo")
+
+
+async def move_cards(
+    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, close_note: str, post_note: str
+) -> None:
+    """The appeal now belongs elsewhere: freeze its cards, post a new one where it belongs,
+    and send the residents' comments still on their way there too."""
+    comments = await uow.outbox.pending_of(appeal.id, COMMENT_KINDS)
+    await close_cards(uow, appeal, close_note)
+    await post_card(uow, config, appeal, note=post_note)
+    seen: set[tuple[str, str, str]] = set()
+    for comment in comments:  # one per chat it was meant for: send each once, in order
+        key = (comment.kind, str(comment.created_at), repr(sorted(comment.payload.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        for chat_id in await staff_chats(uow, config, appeal):
+            await uow.outbox.add(STAFF_PLATFORM, chat_id, comment.kind, comment.payload, appeal.id)
 
 
 async def close_cards(uow: UnitOfWork, appeal: Appeal, note: str) -> None:
@@ -123,7 +162,7 @@ async def close_cards(uow: UnitOfWork, appeal: Appeal, note: str) -> None:
     Cards still queued are cancelled: the appeal no longer belongs in those chats, and a card
     delivered there later would keep showing the resident's details to the wrong people.
     """
-    await uow.outbox.cancel(appeal.id, CARD_KINDS)
+    await uow.outbox.cancel(appeal.id, CARD_KINDS + COMMENT_KINDS)
     for card in await uow.cards.deactivate(appeal.id):
         await uow.outbox.add(
             STAFF_PLATFORM,

@@ -108,8 +108,13 @@ async def rehome_open_appeals(uow: UnitOfWork, config: CoreConfig, department_id
         live = {card.chat_id for card in await uow.cards.active_cards(appeal.id)}
         if live == targets:
             continue
-        await notify.close_cards(uow, appeal, "↪️ Карточка перенесена: отдел сменил группу")
-        await notify.post_card(uow, config, appeal, note="↪️ Перенесено при смене группы отдела")
+        await notify.move_cards(
+            uow,
+            config,
+            appeal,
+            "↪️ Карточка перенесена: отдел сменил группу",
+            "↪️ Перенесено при смене группы отдела",
+        )
         moved += 1
     return moved
 
@@ -117,9 +122,22 @@ async def rehome_open_appeals(uow: UnitOfWork, config: CoreConfig, department_id
 async def migrate_chat(
     uow: UnitOfWork, config: CoreConfig, old_chat_id: int, new_chat_id: int
 ) -> None:
-    """Move the binding and re-post the live cards: old message ids mean nothing in the new chat."""
-    for appeal_id in await uow.catalog.migrate_chat(old_chat_id, new_chat_id):
-        appeal = await uow.appeals.get(appeal_id)
+    """Move the binding and re-post the live cards: old message ids mean nothing in the new chat.
+
+    If the new chat was meanwhile bound to another department, the old binding is dropped
+    instead (its department's appeals go to the coordinators until it is bound again).
+    """
+    taken = await uow.catalog.department_by_chat(new_chat_id)
+    if taken is not None:
+        old = await uow.catalog.department_by_chat(old_chat_id)
+        if old is not None and old.id != taken.id:
+            old.chat_id = None
+            await uow.session.flush()
+            await rehome_open_appeals(uow, config, old.id)
+        log.warning("chat %s migrated to %s, which is bound already", old_chat_id, new_chat_id)
+        return
+    for appeal_id in sorted(await uow.catalog.migrate_chat(old_chat_id, new_chat_id)):
+        appeal = await uow.appeals.get(appeal_id, lock=True)
         if appeal is not None and Status(appeal.status) in (*OPEN_STATUSES, Status.RESOLVED):
             await notify.post_card(
                 uow, config, appeal, note="Группа стала супергруппой: карточка перенесена"

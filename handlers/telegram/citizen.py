@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -71,13 +72,26 @@ class NoticeReply(Filter):
     """A resident's reply to a message the bot sent them about an appeal; injects ``appeal_id``."""
 
     async def __call__(self, message: Message, staff: StaffService) -> bool | dict[str, Any]:
+        album = (message.chat.id, message.media_group_id or "")
         target = message.reply_to_message
         if target is None:
-            return False
+            # The rest of an album whose first photo was a reply belongs to the same appeal.
+            remembered = _comment_albums.get(album)
+            return {"appeal_id": remembered[0]} if remembered else False
         card = await staff.find_card(message.chat.id, target.message_id)
         if card is None or card[1] != "notice":
             return False
+        if message.media_group_id:
+            now = time.monotonic()
+            for key in [k for k, (_, until) in _comment_albums.items() if until < now]:
+                del _comment_albums[key]
+            _comment_albums[album] = (card[0], now + ALBUM_MEMORY_SECONDS)
         return {"appeal_id": card[0]}
+
+
+ALBUM_MEMORY_SECONDS = 120
+_comment_albums: dict[tuple[int, str], tuple[int, float]] = {}
+_answered_albums: set[tuple[int, str]] = set()
 
 
 async def comment(
@@ -90,9 +104,20 @@ async def comment(
         return
     photo = PhotoRef(Platform.TELEGRAM.value, given.photo_refs[0]) if given.photo_refs else None
     said = await staff.resident_comment(
-        resident_of(message.from_user, message.chat.id), appeal_id, given.text, photo
+        resident_of(message.from_user, message.chat.id),
+        appeal_id,
+        given.text,
+        photo,
+        album=message.media_group_id,
     )
     worker.wake()
+    if message.media_group_id:  # one answer per album
+        key = (message.chat.id, message.media_group_id)
+        if key in _answered_albums:
+            return
+        if len(_answered_albums) > 10_000:
+            _answered_albums.clear()
+        _answered_albums.add(key)
     await message.answer(said)
 
 

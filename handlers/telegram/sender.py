@@ -21,11 +21,13 @@ from handlers.telegram.render import inline_markup, markup
 
 CAPTION_LIMIT = 1024
 # 400s that mean "this chat will not take messages from the bot", not "this request is wrong".
+# (A group that only forbids photos is not "gone": that one message fails, the card still goes.)
 CHAT_GONE = (
     "chat not found",
-    "not enough rights",
-    "have no rights",
+    "not enough rights to send text messages",
+    "have no rights to send a message",
     "chat_write_forbidden",
+    "bot was kicked",
     "bot is not a member",
     "group chat was deactivated",
     "user is deactivated",

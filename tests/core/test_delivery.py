@@ -228,3 +228,32 @@ async def test_housekeeping_forgets_only_old_delivered(
         drafts = list(await uow.session.scalars(select(Draft)))
     assert [m.status for m in left] == ["pending"]
     assert [d.external_id for d in drafts] == ["778"]
+
+
+async def test_migration_into_a_bound_chat_does_not_loop(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    # The roads group became a supergroup that a coordinator already bound to housing.
+    world.sender.fail_chat[str(ROADS_GROUP)] = [ChatMoved(-100222)] * 5
+    await world.file(ANNA, "roads")
+    for _ in range(5):
+        await drain(world.worker)
+    async with db.uow() as uow:
+        roads = await uow.session.scalar(select(Department).where(Department.code == "roads"))
+        assert roads is not None and roads.chat_id is None  # unbound: its appeals to coordinators
+        stuck = await uow.outbox.pending(100)
+    assert all(m.chat_id != str(ROADS_GROUP) for m in stuck)
+    assert any("не привязан" in t for t in world.sender.texts_to(900))
+
+
+async def test_unreachable_mark_on_every_open_card(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    first_id, _ = await world.file(ANNA, "roads")
+    await world.file(ANNA, "housing")
+    await drain(world.worker)
+    ivan = StaffActor(user_id=701, name="Иван", chat_id=ROADS_GROUP)
+    world.sender.fail_chat[ANNA.chat_id] = [RecipientGone("Forbidden: bot was blocked")]
+    assert (await world.staff.answer(ivan, first_id, "Выезжаем")).ok
+    for _ in range(3):
+        await drain(world.worker)
+    housing_card = [s for s in world.sender.to(-100222) if s.method == "edit"][-1]
+    assert "Житель недоступен" in housing_card.text

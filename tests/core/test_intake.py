@@ -247,3 +247,17 @@ async def test_hidden_category_cannot_be_submitted(sqlite_db: Database, config: 
     assert result.submitted_number is None
     assert "больше недоступна" in result.replies[0].text
     assert await step_of(sqlite_db) == "category"
+
+
+async def test_album_at_phone_step_is_kept_quietly(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    await intake.handle(ANNA, text(DESCRIPTION))
+    await intake.handle(ANNA, text("ул. Ленина, 5"))
+    await intake.handle(ANNA, text(texts.SKIP))
+    answers = [await intake.handle(ANNA, photo(f"p{i}", album="Z")) for i in range(4)]
+    assert [len(a.replies) for a in answers] == [1, 0, 0, 0]
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "501")
+        assert draft is not None and draft.step == "phone" and len(draft.data["photos"]) == 4

@@ -269,3 +269,19 @@ async def test_resident_follow_up_reaches_staff_and_back(db: Database, config: C
     assert (await world.staff.reject(IVAN, appeal_id, "spam")).ok
     closed = await world.staff.resident_comment(ANNA, appeal_id, "ещё")
     assert closed == texts.comment_on_closed(number)
+
+
+async def test_comment_on_its_way_follows_a_transfer(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    await world.staff.resident_comment(ANNA, appeal_id, "Там ещё и люк открыт")
+    housing = await world.department_id("housing")
+    assert (await world.staff.transfer(IVAN, appeal_id, housing)).ok  # before delivery
+    await drain(world.worker)
+    assert not any("люк" in t for t in world.sender.texts_to(ROADS_GROUP))
+    housing_texts = world.sender.texts_to(HOUSING_GROUP)
+    assert sum("люк" in t for t in housing_texts) == 1
+    # The new card comes first, the comment after it.
+    card_at = next(i for i, t in enumerate(housing_texts) if f"№ {number}" in t and "📌" in t)
+    assert card_at < next(i for i, t in enumerate(housing_texts) if "люк" in t)

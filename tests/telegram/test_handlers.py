@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from aiogram import Dispatcher
-from aiogram.methods import AnswerCallbackQuery, EditMessageReplyMarkup, SendMessage
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery, EditMessageReplyMarkup, SendMessage, SendPhoto
 from aiogram.types import (
     CallbackQuery,
     Chat,
@@ -29,8 +30,10 @@ from bot.core import texts
 from bot.core.appeals import DENIED, StaffService
 from bot.core.config import CoreConfig
 from bot.core.intake import IntakeService
+from bot.core.ports import PermanentError, RecipientGone
 from bot.core.routing import ONLY_COORDINATORS, RoutingService
 from handlers.telegram.citizen import UNKNOWN_COMMAND
+from handlers.telegram.sender import TelegramSender
 from handlers.telegram.setup import build_dispatcher
 from storage.models import Appeal, Department, Draft, OutboxMessage
 from storage.uow import Database
@@ -250,6 +253,21 @@ async def test_resident_reply_to_a_notice_becomes_a_comment(harness: Harness) ->
         comments = [
             o.payload["text"]
             for o in await uow.session.scalars(select(OutboxMessage))
-            if o.chat_id == str(GROUP) and o.kind == "text"
+            if o.chat_id == str(GROUP) and o.kind == "comment_text"
         ]
     assert any("яма всё ещё там" in c for c in comments)
+
+
+async def test_sender_tells_a_gone_chat_from_a_refused_message() -> None:
+    sender = TelegramSender(MockedBot())
+    method = SendPhoto(chat_id=-1, photo="x")
+
+    async def fail(message: str) -> None:
+        raise TelegramBadRequest(method=method, message=message)
+
+    with pytest.raises(RecipientGone):
+        await sender._call(lambda: fail("Bad Request: chat not found"))
+    with pytest.raises(RecipientGone):
+        await sender._call(lambda: fail("Bad Request: not enough rights to send text messages"))
+    with pytest.raises(PermanentError):
+        await sender._call(lambda: fail("Bad Request: not enough rights to send photos"))
