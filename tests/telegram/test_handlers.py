@@ -75,6 +75,22 @@ class Harness:
         )
         await self.dp.feed_update(self.bot, Update(update_id=next(_ids), callback_query=query))
 
+    async def file_roads_appeal(self) -> Appeal:
+        """The roads department bound to GROUP, and one appeal filed through the dispatcher."""
+        async with self.db.uow() as uow:
+            roads = next(d for d in await uow.catalog.departments() if d.code == "roads")
+            await uow.catalog.bind(roads, GROUP)
+            await uow.commit()
+        await self.send(RESIDENT, text="/start")
+        await self.press(RESIDENT, "i:category:roads")
+        for step in ("Яма на дороге возле остановки", "ул. Ленина, 1", texts.SKIP, texts.SKIP):
+            await self.send(RESIDENT, text=step)
+        await self.press(RESIDENT, "i:confirm:submit")
+        async with self.db.uow() as uow:
+            appeal = await uow.session.scalar(select(Appeal))
+        assert appeal is not None
+        return appeal
+
     def said_to(self, chat_id: int) -> list[str]:
         return self.bot.recorder.texts_to(chat_id)
 
@@ -199,18 +215,8 @@ async def test_bind_only_by_coordinator_and_migration(harness: Harness) -> None:
 
 
 async def test_staff_reply_to_card_reaches_resident(harness: Harness) -> None:
+    appeal = await harness.file_roads_appeal()
     async with harness.db.uow() as uow:
-        roads = next(d for d in await uow.catalog.departments() if d.code == "roads")
-        await uow.catalog.bind(roads, GROUP)
-        await uow.commit()
-    await harness.send(RESIDENT, text="/start")
-    await harness.press(RESIDENT, "i:category:roads")
-    for step in ("Яма на дороге возле остановки", "ул. Ленина, 1", texts.SKIP, texts.SKIP):
-        await harness.send(RESIDENT, text=step)
-    await harness.press(RESIDENT, "i:confirm:submit")
-    async with harness.db.uow() as uow:
-        appeal = await uow.session.scalar(select(Appeal))
-        assert appeal is not None
         await uow.cards.add(appeal.id, GROUP, 3333, "card")  # as the worker records it
         await uow.commit()
     card = message(BOT, GROUP, text="card").model_copy(update={"message_id": 3333})
@@ -232,18 +238,8 @@ async def test_staff_reply_to_card_reaches_resident(harness: Harness) -> None:
 
 
 async def test_resident_reply_to_a_notice_becomes_a_comment(harness: Harness) -> None:
+    appeal = await harness.file_roads_appeal()
     async with harness.db.uow() as uow:
-        roads = next(d for d in await uow.catalog.departments() if d.code == "roads")
-        await uow.catalog.bind(roads, GROUP)
-        await uow.commit()
-    await harness.send(RESIDENT, text="/start")
-    await harness.press(RESIDENT, "i:category:roads")
-    for step in ("Яма на дороге возле остановки", "ул. Ленина, 1", texts.SKIP, texts.SKIP):
-        await harness.send(RESIDENT, text=step)
-    await harness.press(RESIDENT, "i:confirm:submit")
-    async with harness.db.uow() as uow:
-        appeal = await uow.session.scalar(select(Appeal))
-        assert appeal is not None
         await uow.cards.add(appeal.id, 501, 4444, "notice")  # as the worker records it
         await uow.commit()
     notice = message(BOT, 501, text="Ответ по обращению").model_copy(update={"message_id": 4444})
