@@ -110,6 +110,17 @@ class CatalogRepo:
         department.chat_id = chat_id
         await self.session.flush()
 
+    async def retire_chat(self, chat_id: int) -> None:
+        """A chat id that no longer exists: its cards go dead and what waits for it fails."""
+        await self.session.execute(
+            update(CardMessage).where(CardMessage.chat_id == chat_id).values(active=False)
+        )
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.chat_id == str(chat_id), OutboxMessage.status == "pending")
+            .values(status="failed", last_error="chat migrated")
+        )
+
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
         """Move a binding to the chat's new id; returns appeals whose live cards stayed behind."""
         await self.session.execute(

@@ -171,6 +171,9 @@ class OutboxWorker:
         except ChatMoved as exc:
             async with self.db.uow() as uow:
                 await migrate_chat(uow, self.config, int(item.chat_id), exc.new_chat_id)
+                row = await uow.outbox.get(item.id)
+                if row is not None and row.status == "pending" and row.chat_id == item.chat_id:
+                    await uow.outbox.mark_failed(item.id, str(exc))  # never retry the old id
                 await uow.commit()
         except PermanentError as exc:
             log.error("outbox %s (%s) refused: %s", item.id, item.kind, exc)
@@ -178,9 +181,11 @@ class OutboxWorker:
                 for failed in [item, *album]:
                     await uow.outbox.mark_failed(failed.id, str(exc))
                 undelivered = {
-                    "card_post": "Карточку",
-                    "card_media": "Фото жителя к карточке",
-                    "card_location": "Геометку к карточке",
+                    "card_post": "Карточку обращения",
+                    "card_media": "Фото жителя к карточке обращения",
+                    "card_location": "Геометку к карточке обращения",
+                    "comment_text": "Дополнение жителя к обращению",
+                    "comment_photo": "Фото жителя к обращению",
                 }
                 if item.kind in undelivered and item.appeal_id is not None:
                     appeal = await uow.appeals.get(item.appeal_id)
@@ -188,7 +193,7 @@ class OutboxWorker:
                     await notify.to_coordinators(
                         uow,
                         self.config,
-                        f"⚠️ {undelivered[item.kind]} обращения № {number} не удалось доставить "
+                        f"⚠️ {undelivered[item.kind]} № {number} не удалось доставить "
                         f"в чат {item.chat_id}: {exc}",
                         appeal,
                     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 from bot.core.config import CoreConfig
 from bot.core.model import Button, Keyboard, Platform, inline
@@ -70,7 +71,8 @@ async def to_staff(
     Its own kinds (comment_text, comment_photo), so that it follows the card when the
     appeal moves before it was delivered.
     """
-    payload: dict[str, Any] = {"text": text, "remember": "comment"}
+    # One id for all the copies (one per coordinator), so a move re-sends it once.
+    payload: dict[str, Any] = {"text": text, "remember": "comment", "comment": uuid4().hex}
     kind = "comment_text"
     delay = timedelta(0)
     if photo is not None:
@@ -146,9 +148,9 @@ async def move_cards(
     comments = await uow.outbox.pending_of(appeal.id, COMMENT_KINDS)
     await close_cards(uow, appeal, close_note)
     await post_card(uow, config, appeal, note=post_note)
-    seen: set[tuple[str, str, str]] = set()
-    for comment in comments:  # one per chat it was meant for: send each once, in order
-        key = (comment.kind, str(comment.created_at), repr(sorted(comment.payload.items())))
+    seen: set[str] = set()
+    for comment in comments:  # copies for several chats: send each comment once, in order
+        key = str(comment.payload.get("comment") or comment.id)
         if key in seen:
             continue
         seen.add(key)

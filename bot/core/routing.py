@@ -134,6 +134,8 @@ async def migrate_chat(
             old.chat_id = None
             await uow.session.flush()
             await rehome_open_appeals(uow, config, old.id)
+        # Nothing more goes to the old id: its cards are dead, whatever waits for it fails.
+        await uow.catalog.retire_chat(old_chat_id)
         log.warning("chat %s migrated to %s, which is bound already", old_chat_id, new_chat_id)
         return
     for appeal_id in sorted(await uow.catalog.migrate_chat(old_chat_id, new_chat_id)):

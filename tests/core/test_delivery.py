@@ -257,3 +257,19 @@ async def test_unreachable_mark_on_every_open_card(db: Database, config: CoreCon
         await drain(world.worker)
     housing_card = [s for s in world.sender.to(-100222) if s.method == "edit"][-1]
     assert "Житель недоступен" in housing_card.text
+
+
+async def test_rebound_before_migration_does_not_loop(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    await world.file(ANNA, "roads")
+    await drain(world.worker)
+    # The roads group became -100999; a coordinator bound roads there before the bot noticed.
+    roads = await world.department_id("roads")
+    assert (await world.routing.bind(900, -100999, roads)).ok
+    world.sender.fail_chat[str(ROADS_GROUP)] = [ChatMoved(-100999)] * 20
+    for _ in range(6):
+        await drain(world.worker)
+    async with db.uow() as uow:
+        stuck = [m for m in await uow.outbox.pending(100) if m.chat_id == str(ROADS_GROUP)]
+    assert stuck == []
+    assert len(world.sender.fail_chat[str(ROADS_GROUP)]) >= 18  # tried once or twice, not forever

@@ -285,3 +285,15 @@ async def test_comment_on_its_way_follows_a_transfer(db: Database, config: CoreC
     # The new card comes first, the comment after it.
     card_at = next(i for i, t in enumerate(housing_texts) if f"№ {number}" in t and "📌" in t)
     assert card_at < next(i for i, t in enumerate(housing_texts) if "люк" in t)
+
+
+async def test_pending_comment_to_coordinators_moves_once(db: Database, config: CoreConfig) -> None:
+    two = CoreConfig(tz=config.tz, coordinator_ids=(COORDINATOR, 901))
+    world = await make_world(db, two)
+    appeal_id, _ = await world.file(ANNA, "transport")  # no group: two coordinators
+    await drain(world.worker)
+    await world.staff.resident_comment(ANNA, appeal_id, "Автобус 12 опять не пришёл")
+    transport = await world.department_id("transport")
+    assert (await world.routing.bind(COORDINATOR, -100333, transport)).ok
+    await drain(world.worker)
+    assert sum("Автобус 12" in t for t in world.sender.texts_to(-100333)) == 1
