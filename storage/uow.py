@@ -332,14 +332,21 @@ class AppealRepo:
         )
         return list(rows)
 
-    async def count_photos(self, appeal_id: int, kind: str) -> int:
-        return int(
-            await self.session.scalar(
-                select(func.count())
-                .select_from(AppealPhoto)
-                .where(AppealPhoto.appeal_id == appeal_id, AppealPhoto.kind == kind)
+    async def count_photos(self, appeal_id: int, kind: str, since: datetime | None = None) -> int:
+        query = (
+            select(func.count())
+            .select_from(AppealPhoto)
+            .where(AppealPhoto.appeal_id == appeal_id, AppealPhoto.kind == kind)
+        )
+        if since is not None:
+            query = query.where(AppealPhoto.created_at >= since)
+        return int(await self.session.scalar(query) or 0)
+
+    async def last_event_at(self, appeal_id: int, kind: str) -> datetime | None:
+        return await self.session.scalar(
+            select(func.max(AppealEvent.at)).where(
+                AppealEvent.appeal_id == appeal_id, AppealEvent.kind == kind
             )
-            or 0
         )
 
 

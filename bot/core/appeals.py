@@ -209,7 +209,8 @@ class StaffService:
                     prompt_purpose="reject_other",
                 )
             if reason_code == "duplicate":
-                original_number = normalize_number(argument)
+                this_year = self.config.local(utcnow()).year
+                original_number = normalize_number(argument, default_year=this_year)
                 original = await uow.appeals.by_number(original_number) if original_number else None
                 if original is None or original.id == appeal.id:
                     return Outcome(
@@ -243,7 +244,9 @@ class StaffService:
             appeal.resolved_at = utcnow()
             appeal.first_answer_at = appeal.first_answer_at or appeal.resolved_at
             await uow.appeals.add_event(appeal.id, "resolved", actor.name)
-            with_photo = await uow.appeals.count_photos(appeal.id, "solution") > 0
+            # Only a photo sent since the last «не решена» is a report of this round's work.
+            since = await uow.appeals.last_event_at(appeal.id, "reopened") or appeal.created_at
+            with_photo = await uow.appeals.count_photos(appeal.id, "solution", since) > 0
             await notify.to_resident(
                 uow,
                 appeal,
@@ -345,7 +348,7 @@ class StaffService:
             resident = await uow.residents.find(who.platform.value, who.user_id)
             if appeal is None or resident is None or appeal.resident_id != resident.id:
                 return texts.IDLE
-            if Status(appeal.status) in (Status.CLOSED, Status.REJECTED):
+            if Status(appeal.status) is Status.CLOSED:
                 return texts.comment_on_closed(appeal.number)
             if not text and photo is None:
                 return texts.comment_expected(appeal.number)
@@ -358,19 +361,20 @@ class StaffService:
             await uow.commit()
             return texts.comment_sent(appeal.number)
 
-    async def resident_feedback(self, who: ResidentRef, appeal_id: int, solved: bool) -> str:
-        """«Проблема решена» / «Не решена» from the resident; returns what to tell them."""
+    async def resident_feedback(self, who: ResidentRef, appeal_id: int, solved: bool) -> Outcome:
+        """«Проблема решена» / «Не решена» from the resident.
+
+        The answer to a verdict is queued (ok=True) like every message about an appeal, so the
+        resident can reply to it; a refusal (ok=False) is for the handler to say directly.
+        """
         async with self.db.uow() as uow:
             appeal = await uow.appeals.get(appeal_id, lock=True)
             resident = await uow.residents.find(who.platform.value, who.user_id)
             if appeal is None or resident is None or appeal.resident_id != resident.id:
-                return "Эта кнопка недоступна."
+                return Outcome(ok=False, notice="Эта кнопка недоступна.")
             if Status(appeal.status) is not Status.RESOLVED:
-                return (
-                    f"Обращение № {appeal.number} сейчас: "
-                    + texts.STATUS_FOR_RESIDENT[Status(appeal.status)]
-                    + "."
-                )
+                status = texts.STATUS_FOR_RESIDENT[Status(appeal.status)]
+                return Outcome(ok=False, notice=f"Обращение № {appeal.number} сейчас: {status}.")
             department = await uow.catalog.department(appeal.department_id)
             if solved:
                 appeal.status = Status.CLOSED.value
@@ -396,6 +400,7 @@ class StaffService:
                     appeal,
                     "🔁 Возобновлено — см. новую карточку ниже",
                     "🔁 Житель сообщил: проблема НЕ решена",
+                    media=False,  # same chat: the photos and pin are there already
                 )
                 dept_name = department.name if department else "отдел"
                 await notify.to_coordinators(
@@ -405,5 +410,6 @@ class StaffService:
                     appeal,
                 )
                 reply = texts.reopened_for_resident(appeal.number, new_deadline)
+            await notify.to_resident(uow, appeal, reply)
             await uow.commit()
-            return reply
+            return Outcome(ok=True, notice=reply, wrote_outbox=True)

@@ -15,15 +15,15 @@ HISTORY_LINES = 8
 
 EVENT_TITLES = {
     "created": "принято",
-    "unbound": "отдел без группы — передано координаторам",
+    "unbound": "у подразделения нет группы, обращение у координаторов:",
     "taken": "взято в работу",
     "answer": "ответ жителю",
     "solution_photo": "фото решения",
-    "transferred": "передано",
+    "transferred": "передано:",
     "resolved": "отмечено «Решено»",
-    "rejected": "отклонено",
+    "rejected": "отклонено:",
     "confirmed": "житель подтвердил решение",
-    "reopened": "житель: не решено — возобновлено",
+    "reopened": "житель: не решено — возобновлено,",
     "unreachable": "житель недоступен: заблокировал бота",
     "comment": "житель дополнил обращение",
 }
@@ -87,7 +87,10 @@ async def render_card(
     header.append(status_line)
     if status is Status.REJECTED and appeal.reject_reason:
         header.append(f"Причина: {appeal.reject_reason}")
-    header.append(f"Срок ответа: до {config.format_moment(appeal.deadline_at)}")
+    header.append(
+        f"Подано: {config.format_moment(appeal.created_at)} · "
+        f"срок ответа: до {config.format_moment(appeal.deadline_at)}"
+    )
     who = resident.first_name if resident and resident.first_name else "житель"
     source = PLATFORM_TITLES.get(appeal.platform, appeal.platform)
     contact = f" · 📞 {appeal.phone}" if appeal.phone else ""
@@ -96,7 +99,7 @@ async def render_card(
         header.append("⚠️ Житель недоступен (заблокировал бота): уведомления не доставляются")
     if department is not None and department.chat_id is None and not frozen:
         header.append(
-            f"⚠️ Отдел «{department.name}» не привязан к группе: обращение у координаторов."
+            f"⚠️ У подразделения «{department.name}» нет группы: обращение у координаторов."
         )
 
     place: list[str] = []

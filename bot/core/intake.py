@@ -40,7 +40,7 @@ EDIT_FIELDS = (
     ("category", "Категорию"),
     ("description", "Описание"),
     ("address", "Адрес"),
-    ("photos", "Фото"),
+    ("photos", "Добавить фото"),
     ("phone", "Телефон"),
 )
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -370,8 +370,6 @@ class IntakeService:
             said = texts.PHOTO_ADDED if len(given.photo_refs) <= room else texts.PHOTO_LIMIT
             return _StepOutcome([Reply(said)], changed=True)
         if given.kind is InputKind.TEXT and given.text.strip() in (texts.DONE, texts.SKIP):
-            if given.text.strip() == texts.SKIP:
-                data["photos"] = []
             return _StepOutcome(next_step=self._after(data, Step.PHONE))
         return _StepOutcome([Reply(texts.PHOTOS_EXPECTED, PHOTOS_KEYBOARD)])
 
@@ -417,6 +415,17 @@ class IntakeService:
             data["photos"] = data["photos"] + list(given.photo_refs[:room])
             said = "Фото добавлено к обращению." if room > 0 else texts.PHOTO_LIMIT
             return _StepOutcome([Reply(said)], next_step=Step.CONFIRM)
+        if given.kind is InputKind.TEXT and given.text.strip():
+            # Typed at the summary: most likely more about the problem, so keep it.
+            addition = given.text.strip()
+            combined = f"{data.get('description', '')}\n{addition}".strip()
+            if len(combined) > texts.MAX_DESCRIPTION:
+                said = texts.DESCRIPTION_TOO_LONG.format(
+                    length=len(combined), limit=texts.MAX_DESCRIPTION
+                )
+                return _StepOutcome([Reply(said)])
+            data["description"] = combined
+            return _StepOutcome([Reply(texts.ADDED_TO_DESCRIPTION)], next_step=Step.CONFIRM)
         if given.kind is not InputKind.ACTION:
             return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["confirm"])], next_step=Step.CONFIRM)
         if value == "submit":
@@ -455,10 +464,11 @@ class IntakeService:
         }
         if given.kind is InputKind.ACTION and value == "back":
             return _StepOutcome(next_step=Step.CONFIRM)
+        if given.kind is InputKind.ACTION and value == "clear_photos":
+            data["photos"] = []
+            return _StepOutcome([Reply(texts.PHOTOS_CLEARED)], next_step=Step.CONFIRM)
         if given.kind is InputKind.ACTION and value in targets:
             data["editing"] = True
-            if value == "photos":
-                data["photos"] = []
             return _StepOutcome(next_step=targets[value])
         return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["edit"])], next_step=Step.EDIT)
 
@@ -509,6 +519,8 @@ class IntakeService:
             return [Reply(texts.CONFIRM_INTRO, MENU), Reply(summary, choice)]
         if step is Step.EDIT:
             rows = [[Button(title, f"i:edit:{code}")] for code, title in EDIT_FIELDS]
+            if data.get("photos"):
+                rows.append([Button("Убрать все фото", "i:edit:clear_photos")])
             rows.append([Button("« Назад к обращению", "i:edit:back")])
             return [Reply(texts.ASK_EDIT, inline(*rows))]
         return [

@@ -103,15 +103,18 @@ async def staff_chats(uow: UnitOfWork, config: CoreConfig, appeal: Appeal) -> li
 
 
 async def post_card(
-    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, note: str = ""
+    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, note: str = "", media: bool = True
 ) -> list[int]:
-    """Queue the card (and the resident's photos and pin before it) to the staff chats."""
+    """Queue the card (and the resident's photos and pin before it) to the staff chats.
+
+    ``media=False``: the chats saw the photos and pin already (a reopened appeal).
+    """
     chats = await staff_chats(uow, config, appeal)
-    has_photos = await uow.appeals.count_photos(appeal.id, "resident") > 0
+    has_photos = media and await uow.appeals.count_photos(appeal.id, "resident") > 0
     for chat_id in chats:
         if has_photos:
             await uow.outbox.add(STAFF_PLATFORM, chat_id, "card_media", {}, appeal.id)
-        if appeal.latitude is not None and appeal.longitude is not None:
+        if media and appeal.latitude is not None and appeal.longitude is not None:
             await uow.outbox.add(STAFF_PLATFORM, chat_id, "card_location", {}, appeal.id)
         await uow.outbox.add(STAFF_PLATFORM, chat_id, "card_post", {"note": note}, appeal.id)
     return chats
@@ -141,13 +144,18 @@ COMMENT_KINDS = ("comment_text", "comment_photo")
 
 
 async def move_cards(
-    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, close_note: str, post_note: str
+    uow: UnitOfWork,
+    config: CoreConfig,
+    appeal: Appeal,
+    close_note: str,
+    post_note: str,
+    media: bool = True,
 ) -> None:
     """The appeal now belongs elsewhere: freeze its cards, post a new one where it belongs,
     and send the residents' comments still on their way there too."""
     comments = await uow.outbox.pending_of(appeal.id, COMMENT_KINDS)
     await close_cards(uow, appeal, close_note)
-    await post_card(uow, config, appeal, note=post_note)
+    await post_card(uow, config, appeal, note=post_note, media=media)
     seen: set[str] = set()
     for comment in comments:  # copies for several chats: send each comment once, in order
         key = str(comment.payload.get("comment") or comment.id)

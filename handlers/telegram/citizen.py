@@ -143,7 +143,7 @@ async def feedback(
     assert callback.message is not None and callback.data is not None
     _, appeal_id, verdict = callback.data.split(":")
     chat_id = callback.message.chat.id
-    said = await staff.resident_feedback(
+    outcome = await staff.resident_feedback(
         resident_of(callback.from_user, chat_id), int(appeal_id), verdict == "yes"
     )
     worker.wake()
@@ -152,7 +152,8 @@ async def feedback(
         await bot.edit_message_reply_markup(
             chat_id=chat_id, message_id=callback.message.message_id, reply_markup=None
         )
-    await bot.send_message(chat_id, said)
+    if not outcome.ok:  # a verdict's answer comes through the outbox, repliable
+        await bot.send_message(chat_id, outcome.notice)
 
 
 async def unknown_button(callback: CallbackQuery) -> None:

@@ -155,8 +155,8 @@ async def test_bot_removed_from_group_falls_back_to_coordinators(
         assert department is not None and department.chat_id is None
     to_coordinator = world.sender.texts_to(900)
     assert any("не может писать в группу" in t for t in to_coordinator)
-    assert any(f"№ {number}" in t and "не привязан" in t for t in to_coordinator)
-    assert any(f"№ {earlier}" in t and "не привязан" in t for t in to_coordinator)
+    assert any(f"№ {number}" in t and "нет группы" in t for t in to_coordinator)
+    assert any(f"№ {earlier}" in t and "нет группы" in t for t in to_coordinator)
 
 
 async def test_solution_album_reaches_the_resident_as_one_album(
@@ -242,7 +242,7 @@ async def test_migration_into_a_bound_chat_does_not_loop(db: Database, config: C
         assert roads is not None and roads.chat_id is None  # unbound: its appeals to coordinators
         stuck = await uow.outbox.pending(100)
     assert all(m.chat_id != str(ROADS_GROUP) for m in stuck)
-    assert any("не привязан" in t for t in world.sender.texts_to(900))
+    assert any("нет группы" in t for t in world.sender.texts_to(900))
 
 
 async def test_unreachable_mark_on_every_open_card(db: Database, config: CoreConfig) -> None:

@@ -116,8 +116,9 @@ async def test_full_life_of_an_appeal(db: Database, config: CoreConfig) -> None:
     assert edits and edits[-1].message_id == card.message_id
     assert "Решено" in edits[-1].text and "Иван Петров" in edits[-1].text
 
-    reply = await world.staff.resident_feedback(ANNA, appeal_id, solved=False)
-    assert reply.startswith(f"Обращение № {number} возвращено в работу")
+    outcome = await world.staff.resident_feedback(ANNA, appeal_id, solved=False)
+    reply = outcome.notice
+    assert outcome.ok and reply.startswith(f"Обращение № {number} возвращено в работу")
     async with db.uow() as uow:
         reopened = await uow.appeals.get(appeal_id)
         assert reopened is not None and reopened.reopened_count == 1
@@ -127,10 +128,11 @@ async def test_full_life_of_an_appeal(db: Database, config: CoreConfig) -> None:
     new_cards = [s for s in world.sender.to(ROADS_GROUP) if s.method == "text"]
     assert len(new_cards) == 2 and "НЕ решена" in new_cards[-1].text
     assert any("не решено" in t for t in world.sender.texts_to(COORDINATOR))
+    assert reply in world.sender.texts_to(ANNA.chat_id)  # queued, so the resident can reply to it
 
     assert (await world.staff.resolve(IVAN, appeal_id)).ok
     thanks = await world.staff.resident_feedback(ANNA, appeal_id, solved=True)
-    assert thanks == texts.thanks_confirmed(number)
+    assert thanks.notice == texts.thanks_confirmed(number)
     assert await world.status(appeal_id) == "closed"
 
 
@@ -154,10 +156,8 @@ async def test_other_chats_cannot_act(db: Database, config: CoreConfig) -> None:
     assert len(world.sender.sent) == before
     assert await world.status(appeal_id) == "new"
     boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502")
-    assert (
-        await world.staff.resident_feedback(boris, appeal_id, solved=True)
-        == "Эта кнопка недоступна."
-    )
+    refused = await world.staff.resident_feedback(boris, appeal_id, solved=True)
+    assert not refused.ok and refused.notice == "Эта кнопка недоступна."
     # A coordinator may act from anywhere.
     coordinator = StaffActor(
         user_id=COORDINATOR, name="Коорд", chat_id=COORDINATOR, is_coordinator=True
@@ -207,7 +207,7 @@ async def test_unbound_department_goes_to_coordinators(db: Database, config: Cor
     appeal_id, number = await world.file(ANNA, "transport")
     await drain(world.worker)
     card = [s for s in world.sender.to(COORDINATOR) if s.method == "text"][-1]
-    assert f"№ {number}" in card.text and "не привязан к группе" in card.text
+    assert f"№ {number}" in card.text and "нет группы" in card.text
     coordinator = StaffActor(
         user_id=COORDINATOR, name="Коорд", chat_id=COORDINATOR, is_coordinator=True
     )
@@ -243,7 +243,7 @@ async def test_binding_later_moves_open_cards_to_the_group(
     assert (await world.routing.unbind(COORDINATOR, -100333)).ok
     await drain(world.worker)
     back = [s for s in world.sender.to(COORDINATOR) if s.method == "text"][-1]
-    assert f"№ {number}" in back.text and "не привязан" in back.text
+    assert f"№ {number}" in back.text and "нет группы" in back.text
     assert not (await world.staff.resolve(group_staff, appeal_id)).ok
 
 
@@ -266,9 +266,16 @@ async def test_resident_follow_up_reaches_staff_and_back(db: Database, config: C
     # Another resident cannot write into this appeal.
     boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502")
     assert await world.staff.resident_comment(boris, appeal_id, "чужое") == texts.IDLE
+    # A rejected resident may still ask why: it reaches the department.
     assert (await world.staff.reject(IVAN, appeal_id, "spam")).ok
-    closed = await world.staff.resident_comment(ANNA, appeal_id, "ещё")
-    assert closed == texts.comment_on_closed(number)
+    why = await world.staff.resident_comment(ANNA, appeal_id, "Почему отклонили?")
+    assert why == texts.comment_sent(number)
+    # A confirmed-closed one is closed for good: a new problem is a new appeal.
+    second_id, second = await world.file(ANNA, "roads")
+    assert (await world.staff.resolve(IVAN, second_id)).ok
+    assert (await world.staff.resident_feedback(ANNA, second_id, solved=True)).ok
+    closed = await world.staff.resident_comment(ANNA, second_id, "ещё")
+    assert closed == texts.comment_on_closed(second)
 
 
 async def test_comment_on_its_way_follows_a_transfer(db: Database, config: CoreConfig) -> None:

@@ -525,7 +525,7 @@ async def test_appeal_lifecycle_over_http(
     unrouted = await fake.wait_for(
         card_in(COORDINATOR_ID, third), since=since, what="the unrouted card to the coordinator"
     )
-    assert "не привязан к группе" in unrouted.text
+    assert "нет группы" in unrouted.text
     assert "Отдел транспорта" in unrouted.text
     assert not fake.find(lambda r: r.is_send() and r.chat_id in (ROADS_GROUP, HOUSING_GROUP), since)
     vera_id = appeal_id_from(unrouted)
@@ -561,7 +561,7 @@ async def test_appeal_lifecycle_over_http(
     )
     moved = await fake.wait_for(card_in(HOUSING_GROUP, third), since=since, what="moved card")
     assert "Передано из: Отдел транспорта → Управление ЖКХ" in moved.text
-    assert "не привязан" not in moved.text
+    assert "⚠️ У подразделения" not in moved.text
     frozen = await fake.wait_for(
         lambda r: (
             r.ok
