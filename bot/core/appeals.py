@@ -258,6 +258,22 @@ class StaffService:
             hint = "" if with_photo else " Фото решения не приложено."
             return Outcome(ok=True, notice="Отмечено как решённое." + hint, wrote_outbox=True)
 
+    async def unresolve(self, actor: StaffActor, appeal_id: int) -> Outcome:
+        """Take back «Решено» while the resident has not confirmed it."""
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) is not Status.RESOLVED:
+                return Outcome(ok=False, notice="Обращение не в статусе «Решено».")
+            appeal.status = Status.IN_WORK.value
+            appeal.resolved_at = None
+            await uow.appeals.add_event(appeal.id, "unresolved", actor.name)
+            await notify.to_resident(uow, appeal, texts.unresolved(appeal.number))
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            return Outcome(ok=True, notice="Обращение снова в работе.", wrote_outbox=True)
+
     async def answer(self, actor: StaffActor, appeal_id: int, text: str) -> Outcome:
         """A staff member's reply to the card, sent to the resident without the staff name."""
         text = text.strip()
@@ -352,8 +368,10 @@ class StaffService:
                 return texts.comment_on_closed(appeal.number)
             if not text and photo is None:
                 return texts.comment_expected(appeal.number)
-            label = "Фото от жителя" if photo is not None else "Житель дополнил"
-            body = f"💬 {label} по обращению № {appeal.number}" + (f":\n{text}" if text else "")
+            label = (
+                "Фото от жителя к обращению" if photo is not None else "Житель дополнил обращение"
+            )
+            body = f"💬 {label} № {appeal.number}" + (f":\n{text}" if text else "")
             body += "\n↩️ Ответьте на это сообщение — ответ уйдёт жителю."
             await notify.to_staff(uow, self.config, appeal, body[:1000], photo, album)
             await uow.appeals.add_event(appeal.id, "comment")

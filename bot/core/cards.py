@@ -21,6 +21,7 @@ EVENT_TITLES = {
     "solution_photo": "фото решения",
     "transferred": "передано:",
     "resolved": "отмечено «Решено»",
+    "unresolved": "«Решено» отменено, снова в работе",
     "rejected": "отклонено:",
     "confirmed": "житель подтвердил решение",
     "reopened": "житель: не решено — возобновлено,",
@@ -50,6 +51,8 @@ def status_keyboard(appeal: Appeal) -> Keyboard | None:
         return inline([take], [transfer, reject], [resolve])
     if status is Status.IN_WORK:
         return inline([transfer, reject], [resolve])
+    if status is Status.RESOLVED:  # «Решено» pressed by mistake, or more work turned up
+        return inline([Button("↩️ Вернуть в работу", f"s:unresolve:{appeal.id}")])
     return None
 
 

@@ -140,13 +140,15 @@ class IntakeService:
             appeals = await uow.appeals.of_resident(resident.id, MY_LIMIT) if resident else []
             if not appeals:
                 return IntakeResult([Reply(texts.MY_EMPTY, MENU)])
-            lines = [texts.MY_HEADER.format(count=len(appeals))]
+            lines = [texts.MY_HEADER]
             for appeal in appeals:
                 category = await uow.catalog.category(appeal.category_id)
                 title = category.title if category else ""
                 status = texts.STATUS_FOR_RESIDENT[Status(appeal.status)]
                 created = self.config.local(appeal.created_at).strftime("%d.%m.%Y")
                 lines.append(f"• № {appeal.number} от {created} — {title}: {status}")
+            if len(appeals) == MY_LIMIT:
+                lines.append(texts.MY_MORE.format(count=MY_LIMIT))
             return IntakeResult([Reply("\n".join(lines), MENU)])
 
     async def handle(self, who: ResidentRef, given: IntakeInput) -> IntakeResult:
@@ -219,8 +221,8 @@ class IntakeService:
             data["album"] = given.album_id
         await uow.drafts.save(who.platform.value, who.user_id, Step.CATEGORY, data)
         await uow.commit()
-        kept = "текст" if "description" in data else "фото"
-        intro = Reply(f"Начнём обращение — ваш {kept} сохранил. Осталось несколько шагов.", MENU)
+        kept = "ваш текст сохранён" if "description" in data else "ваше фото сохранено"
+        intro = Reply(f"Начнём обращение — {kept}. Осталось несколько шагов.", MENU)
         return IntakeResult([intro, *await self._prompt(uow, Step.CATEGORY, data)])
 
     def _idle(self, given: IntakeInput) -> IntakeResult:

@@ -124,7 +124,8 @@ STATUS_FOR_RESIDENT = {
 }
 
 MY_EMPTY = "У вас пока нет обращений."
-MY_HEADER = "Ваши обращения (последние {count}):"
+MY_HEADER = "Ваши обращения:"
+MY_MORE = "Показаны последние {count}."
 
 REJECT_REASONS = {
     "not_ours": "вопрос не относится к компетенции администрации",
@@ -137,20 +138,20 @@ REJECT_REASONS = {
 def accepted(number: str, department: str, deadline: str, regional: bool) -> str:
     text = (
         f"Обращение № {number} принято.\n"
-        f"Оно передано: {department}.\n"
+        f"Ответственный: {department}.\n"
         f"Ответ — до {deadline}. О каждом изменении статуса мы напишем сюда, "
         "с номером обращения."
     )
     if regional:
         text += (
-            "\nЭтот вопрос решается на региональном уровне: обращение переслано туда, "
-            "а мы следим за ним до ответа."
+            "\nЭтот вопрос относится к региональному уровню: мы передадим обращение туда "
+            "и сообщим вам ответ."
         )
     return text
 
 
 def taken(number: str) -> str:
-    return f"Обращение № {number} взято в работу. Специалист занимается им."
+    return f"Обращение № {number} взято в работу — им занимается специалист."
 
 
 def forwarded(number: str, department: str, regional: bool) -> str:
@@ -176,7 +177,11 @@ def solved(number: str, with_photo: bool) -> str:
 
 
 def rejected(number: str, reason: str) -> str:
-    return f"Обращение № {number} отклонено. Причина: {reason}."
+    reason = reason.rstrip(". ")
+    return (
+        f"Обращение № {number} отклонено. Причина: {reason}.\n"
+        "Если не согласны — ответьте на это сообщение, мы передадим ваш ответ."
+    )
 
 
 def thanks_confirmed(number: str) -> str:
@@ -209,3 +214,10 @@ def comment_on_closed(number: str) -> str:
 
 def comment_expected(number: str) -> str:
     return f"К обращению № {number} можно дописать текст или приложить фото."
+
+
+def unresolved(number: str) -> str:
+    return (
+        f"Обращение № {number}: отдел продолжает работу — отметка «решено» снята. "
+        "Подтверждать пока ничего не нужно, мы сообщим о результате."
+    )

@@ -24,7 +24,7 @@ from handlers.telegram.inputs import staff_of
 from handlers.telegram.render import inline_markup
 
 STAFF_CALLBACK = re.compile(
-    r"^s:(take|transfer|reject|resolve|back|to|rj):(\d{1,12})(?::(\w{1,20}))?$"
+    r"^s:(take|transfer|reject|resolve|unresolve|back|to|rj):(\d{1,12})(?::(\w{1,20}))?$"
 )
 ALBUM_MEMORY_SECONDS = 120
 STALE_CARD = "Эта карточка неактуальна: обращение передано или карточка заменена."
@@ -151,6 +151,8 @@ async def card_button(
         outcome = await staff.take(actor, appeal_id)
     elif action == "resolve":
         outcome = await staff.resolve(actor, appeal_id)
+    elif action == "unresolve":
+        outcome = await staff.unresolve(actor, appeal_id)
     elif action in ("transfer", "reject", "back"):
         outcome = await staff.menu(actor, appeal_id, action)
     elif action == "to" and argument.isdigit():

@@ -194,7 +194,7 @@ async def test_my_appeals_lists_only_own(sqlite_db: Database, config: CoreConfig
 async def test_first_message_is_not_lost(sqlite_db: Database, config: CoreConfig) -> None:
     intake = IntakeService(sqlite_db, config)
     result = await intake.handle(ANNA, text(DESCRIPTION))
-    assert "ваш текст сохранил" in result.replies[0].text
+    assert "ваш текст сохранён" in result.replies[0].text
     assert result.replies[-1].text == texts.ASK_CATEGORY
     after = await intake.handle(ANNA, press("i:category:roads"))
     assert after.replies[-1].text == texts.ASK_ADDRESS  # the description is already there

@@ -219,7 +219,7 @@ async def test_regional_category_tells_the_resident(db: Database, config: CoreCo
     _, number = await world.file(ANNA, "health")
     await drain(world.worker)
     accepted = world.sender.texts_to("501")[0]
-    assert f"№ {number}" in accepted and "региональном уровне" in accepted
+    assert f"№ {number}" in accepted and "региональному уровню" in accepted
 
 
 async def test_binding_later_moves_open_cards_to_the_group(
@@ -304,3 +304,19 @@ async def test_pending_comment_to_coordinators_moves_once(db: Database, config: 
     assert (await world.routing.bind(COORDINATOR, -100333, transport)).ok
     await drain(world.worker)
     assert sum("Автобус 12" in t for t in world.sender.texts_to(-100333)) == 1
+
+
+async def test_resolved_by_mistake_goes_back_to_work(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    await drain(world.worker)
+    card = [s for s in world.sender.to(ROADS_GROUP) if s.method == "edit"][-1]
+    assert card.actions == [f"s:unresolve:{appeal_id}"]
+    assert (await world.staff.unresolve(IVAN, appeal_id)).ok
+    await drain(world.worker)
+    assert await world.status(appeal_id) == "in_work"
+    assert texts.unresolved(number) in world.sender.texts_to(ANNA.chat_id)
+    # The old «решено?» buttons no longer close it.
+    late = await world.staff.resident_feedback(ANNA, appeal_id, solved=True)
+    assert not late.ok and await world.status(appeal_id) == "in_work"
