@@ -36,10 +36,16 @@ async def command(
     bot: Bot,
     intake: IntakeService,
     worker: OutboxWorker,
+    coordinator_ids: tuple[int, ...],
 ) -> None:
     """/start, /new, /cancel, /my, /help: each maps to one intake entry point."""
     assert message.from_user is not None
     who = resident_of(message.from_user, message.chat.id)
+    if message.from_user.id in coordinator_ids and command.command in ("start", "help"):
+        # A coordinator opening the bot wants their tools, not the appeal form.
+        await bot.send_message(message.chat.id, texts.COORDINATOR_HELP)
+        await _answer(bot, message.chat.id, await intake.help(), worker)
+        return
     actions = {
         "start": intake.start,
         "new": intake.new_appeal,

@@ -335,7 +335,7 @@ async def test_appeal_lifecycle_over_http(
     ]
 
     # The coordinator has talked to the bot privately (else it could not write to them).
-    await say(fake, coordinator, "/start", "Здравствуйте", "the coordinator's /start")
+    await say(fake, coordinator, "/start", "Вы координатор", "the coordinator's /start")
 
     # --- Binding the departments' groups ---------------------------------------------------
     # Both forms a group gets: typed, and picked from the command menu (addressed to the bot).
@@ -618,7 +618,7 @@ async def test_kill_during_delivery_loses_nothing(
     db = tmp_path / "db.sqlite"
     gleb = fake.user(504, "Глеб")
     coordinator = fake.user(COORDINATOR_ID, "Ольга", "Координаторова")
-    await say(fake, coordinator, "/start", "Здравствуйте", "the coordinator's /start")
+    await say(fake, coordinator, "/start", "Вы координатор", "the coordinator's /start")
     await start_appeal(fake, gleb, "waste")
     await say(fake, gleb, "Контейнеры переполнены уже неделю, мусор на земле", "Где это?")
     await say(fake, gleb, "ул. Садовая, 3", "Пришлите фото")

@@ -267,3 +267,9 @@ async def test_sender_tells_a_gone_chat_from_a_refused_message() -> None:
         await sender._call(lambda: fail("Bad Request: not enough rights to send text messages"))
     with pytest.raises(PermanentError):
         await sender._call(lambda: fail("Bad Request: not enough rights to send photos"))
+
+
+async def test_coordinator_start_shows_their_tools(harness: Harness) -> None:
+    await harness.send(BOSS, text="/start")
+    assert harness.said_to(COORDINATOR)[0] == texts.COORDINATOR_HELP
+    assert await harness.draft_step() is None  # not dropped into the appeal form
