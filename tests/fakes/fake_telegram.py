@@ -71,6 +71,12 @@ CALLBACK_ANSWER_LIMIT = 200
 FAKE_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"\xff\xd9"
 
 
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup "
+    "are exactly the same as a current content and reply markup of the message"
+)
+
+
 class ApiError(Exception):
     """An error answer: ``{"ok": false, "error_code": ..., "description": ...}``."""
 
@@ -908,19 +914,9 @@ class FakeTelegram:
         if markup is not None and "inline_keyboard" not in markup:
             raise ApiError(400, "Bad Request: inline keyboard expected")
         if message["text"] == text and message.get("reply_markup") == markup:
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and "
-                "reply markup are exactly the same as a current content and reply markup of "
-                "the message",
-            )
+            raise ApiError(400, NOT_MODIFIED)
         message["text"] = text
-        message["edit_date"] = int(time.time())
-        if markup is None:
-            message.pop("reply_markup", None)
-        else:
-            message["reply_markup"] = copy.deepcopy(markup)
-        return copy.deepcopy(message)
+        return _edited(message, markup)
 
     async def _api_editmessagereplymarkup(self, params: JSON, uploads: dict[str, bytes]) -> JSON:
         message = self._editable(params)
@@ -928,18 +924,8 @@ class FakeTelegram:
         if markup is not None and "inline_keyboard" not in markup:
             raise ApiError(400, "Bad Request: inline keyboard expected")
         if message.get("reply_markup") == markup:
-            raise ApiError(
-                400,
-                "Bad Request: message is not modified: specified new message content and "
-                "reply markup are exactly the same as a current content and reply markup of "
-                "the message",
-            )
-        message["edit_date"] = int(time.time())
-        if markup is None:
-            message.pop("reply_markup", None)
-        else:
-            message["reply_markup"] = copy.deepcopy(markup)
-        return copy.deepcopy(message)
+            raise ApiError(400, NOT_MODIFIED)
+        return _edited(message, markup)
 
     async def _api_answercallbackquery(self, params: JSON, uploads: dict[str, bytes]) -> bool:
         query_id = str(params.get("callback_query_id") or "")
@@ -975,6 +961,16 @@ class FakeTelegram:
         if known is None:
             raise ApiError(400, "Bad Request: invalid file_id")
         return {k: v for k, v in known.items() if k != "sizes"}
+
+
+def _edited(message: JSON, markup: JSON | None) -> JSON:
+    """Apply a new inline keyboard (or none) to a stored message, as an edit."""
+    message["edit_date"] = int(time.time())
+    if markup is None:
+        message.pop("reply_markup", None)
+    else:
+        message["reply_markup"] = copy.deepcopy(markup)
+    return copy.deepcopy(message)
 
 
 def answers_to(requests: Iterable[Request], query_id: str) -> list[Request]:
