@@ -334,6 +334,21 @@ class StaffService:
                 appeal_id=appeal.id,
             )
 
+    async def show_card(self, actor: StaffActor, number_text: str) -> Outcome:
+        """/appeal <number>: the appeal's card, posted here, live like any other card."""
+        this_year = self.config.local(utcnow()).year
+        number = normalize_number(number_text, default_year=this_year)
+        if number is None:
+            return Outcome(ok=False, notice="Укажите номер: /appeal 2026-000123 (или /appeal 123).")
+        async with self.db.uow() as uow:
+            found = await uow.appeals.by_number(number)
+            appeal = await self._authorized(uow, actor, found.id) if found else None
+            if appeal is None:  # missing or another department's: the same answer
+                return Outcome(ok=False, notice=f"Обращение № {number} здесь не найдено.")
+            await notify.post_card(uow, self.config, appeal, chats=[actor.chat_id])
+            await uow.commit()
+            return Outcome(ok=True, wrote_outbox=True)
+
     async def register_prompt(
         self, appeal_id: int, chat_id: int, message_id: int, purpose: str
     ) -> None:

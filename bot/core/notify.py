@@ -103,13 +103,19 @@ async def staff_chats(uow: UnitOfWork, config: CoreConfig, appeal: Appeal) -> li
 
 
 async def post_card(
-    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, note: str = "", media: bool = True
+    uow: UnitOfWork,
+    config: CoreConfig,
+    appeal: Appeal,
+    note: str = "",
+    media: bool = True,
+    chats: list[int] | None = None,
 ) -> list[int]:
-    """Queue the card (and the resident's photos and pin before it) to the staff chats.
+    """Queue the card (and the resident's photos and pin before it) to the staff chats
+    (or to ``chats``, e.g. the coordinator who asked for it).
 
     ``media=False``: the chats saw the photos and pin already (a reopened appeal).
     """
-    chats = await staff_chats(uow, config, appeal)
+    chats = chats if chats is not None else await staff_chats(uow, config, appeal)
     has_photos = media and await uow.appeals.count_photos(appeal.id, "resident") > 0
     for chat_id in chats:
         if has_photos:

@@ -6,11 +6,14 @@ from contextlib import suppress
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
+from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.routing import RoutingService
+from handlers.telegram.citizen import UNKNOWN_COMMAND
+from handlers.telegram.inputs import staff_of
 from handlers.telegram.render import markup
 
 GROUP_CHATS = F.chat.type.in_({"group", "supergroup"})
@@ -51,6 +54,26 @@ async def unbind(message: Message, routing: RoutingService, worker: OutboxWorker
     await message.reply(outcome.notice)
 
 
+async def find_appeal(
+    message: Message,
+    command: CommandObject,
+    staff: StaffService,
+    worker: OutboxWorker,
+    coordinator_ids: tuple[int, ...],
+) -> None:
+    """/appeal <number> in a department group (its own appeals) or by a coordinator anywhere."""
+    assert message.from_user is not None
+    if message.chat.type == "private" and message.from_user.id not in coordinator_ids:
+        await message.answer(UNKNOWN_COMMAND)
+        return
+    actor = staff_of(message.from_user, message.chat.id, coordinator_ids)
+    outcome = await staff.show_card(actor, command.args or "")
+    if outcome.wrote_outbox:
+        worker.wake()
+    if outcome.notice:
+        await message.reply(outcome.notice)
+
+
 async def departments(message: Message, routing: RoutingService) -> None:
     assert message.from_user is not None
     outcome = await routing.bindings(message.from_user.id)
@@ -61,7 +84,7 @@ async def group_help(message: Message) -> None:
     await message.reply(
         "Я приёмная обращений жителей. Координатор привязывает группу к отделу командой /bind; "
         "после этого карточки обращений отдела приходят сюда. Ответ (reply) на карточку текстом "
-        "уходит жителю, фото — как фото решения."
+        "уходит жителю, фото — как фото решения. /appeal <номер> — показать карточку заново."
     )
 
 
@@ -75,5 +98,6 @@ def build_router() -> Router:
     )
     router.message.register(unbind, Command("unbind"), GROUP_CHATS)
     router.message.register(departments, Command("departments"))
+    router.message.register(find_appeal, Command("appeal"))
     router.message.register(group_help, Command("start", "help"), GROUP_CHATS)
     return router

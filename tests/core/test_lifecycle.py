@@ -320,3 +320,23 @@ async def test_resolved_by_mistake_goes_back_to_work(db: Database, config: CoreC
     # The old «решено?» buttons no longer close it.
     late = await world.staff.resident_feedback(ANNA, appeal_id, solved=True)
     assert not late.ok and await world.status(appeal_id) == "in_work"
+
+
+async def test_show_card_by_number(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    coordinator = StaffActor(
+        user_id=COORDINATOR, name="Коорд", chat_id=COORDINATOR, is_coordinator=True
+    )
+    assert (await world.staff.show_card(coordinator, number.split("-")[1].lstrip("0"))).ok
+    await drain(world.worker)
+    card = [s for s in world.sender.to(COORDINATOR) if s.method == "text"][-1]
+    assert f"№ {number}" in card.text and f"s:take:{appeal_id}" in card.actions
+    housing_staff = StaffActor(user_id=703, name="Нина", chat_id=HOUSING_GROUP)
+    refused = await world.staff.show_card(housing_staff, number)
+    assert not refused.ok and refused.notice == f"Обращение № {number} здесь не найдено."
+    missing = await world.staff.show_card(housing_staff, "2020-000001")
+    assert missing.notice == "Обращение № 2020-000001 здесь не найдено."
+    assert not (await world.staff.show_card(IVAN, "abc")).ok
+    assert (await world.staff.show_card(IVAN, number)).ok

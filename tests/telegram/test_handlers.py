@@ -273,3 +273,19 @@ async def test_coordinator_start_shows_their_tools(harness: Harness) -> None:
     await harness.send(BOSS, text="/start")
     assert harness.said_to(COORDINATOR)[0] == texts.COORDINATOR_HELP
     assert await harness.draft_step() is None  # not dropped into the appeal form
+
+
+async def test_find_appeal_command(harness: Harness) -> None:
+    appeal = await harness.file_roads_appeal()
+    await harness.send(RESIDENT, text=f"/appeal {appeal.number}")
+    assert harness.said_to(501)[-1] == UNKNOWN_COMMAND  # residents have no such command
+    await harness.send(STAFF, chat_id=-100555, text=f"/appeal {appeal.number}")
+    assert harness.said_to(-100555)[-1] == f"Обращение № {appeal.number} здесь не найдено."
+    await harness.send(BOSS, text=f"/appeal {appeal.number}")
+    async with harness.db.uow() as uow:
+        posts = [
+            o
+            for o in await uow.session.scalars(select(OutboxMessage))
+            if o.kind == "card_post" and o.chat_id == str(COORDINATOR)
+        ]
+    assert len(posts) == 1
