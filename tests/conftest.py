@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,30 +25,47 @@ POSTGRES_URL = os.environ.get(
 COORDINATOR = 900
 
 
-async def _postgres_engine() -> AsyncEngine | None:
-    engine = create_engine(POSTGRES_URL)
+async def _postgres_engine() -> tuple[AsyncEngine, str] | None:
+    """An engine on a schema of its own, so runs that overlap on one server never collide."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
     try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception:
-        await engine.dispose()
         return None
-    return engine
+    finally:
+        await admin.dispose()
+    engine = create_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+    return engine, schema
+
+
+async def _drop_schema(schema: str) -> None:
+    admin = create_engine(POSTGRES_URL)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        await admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    schema = None
     if request.param == "sqlite":
         made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
     else:
         maybe = await _postgres_engine()
         if maybe is None:
             pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: PostgreSQL tests skipped")
-        made = maybe
-    await upgrade_to_head(made)
-    yield made
-    await made.dispose()
+        made, schema = maybe
+    try:
+        await upgrade_to_head(made)
+        yield made
+    finally:
+        await made.dispose()
+        if schema is not None:
+            await _drop_schema(schema)
 
 
 @pytest.fixture
