@@ -288,8 +288,6 @@ class StaffService:
             appeal = await self._authorized(uow, actor, appeal_id)
             if appeal is None:
                 return Outcome(ok=False, notice=DENIED)
-            if Status(appeal.status) is Status.REJECTED:
-                return Outcome(ok=False, notice="Обращение отклонено — ответ не отправлен.")
             self._answered(appeal, actor)
             await uow.appeals.add_event(appeal.id, "answer", actor.name)
             await notify.to_resident(uow, appeal, texts.answer(appeal.number, text))
@@ -316,8 +314,6 @@ class StaffService:
             appeal = await self._authorized(uow, actor, appeal_id)
             if appeal is None:
                 return Outcome(ok=False, notice=DENIED)
-            if Status(appeal.status) is Status.REJECTED:
-                return Outcome(ok=False, notice="Обращение отклонено — фото не отправлено.")
             caption = caption.strip()[:900]
             self._answered(appeal, actor)
             await uow.appeals.add_photo(appeal.id, "solution", photo.platform, photo.ref)
@@ -343,6 +339,12 @@ class StaffService:
         async with self.db.uow() as uow:
             found = await uow.appeals.by_number(number)
             appeal = await self._authorized(uow, actor, found.id) if found else None
+            if appeal is not None and actor.chat_id < 0:
+                # In a group, even a coordinator shows only that group's own appeals:
+                # a card carries the resident's details.
+                department = await uow.catalog.department(appeal.department_id)
+                if department is None or department.chat_id != actor.chat_id:
+                    appeal = None
             if appeal is None:  # missing or another department's: the same answer
                 return Outcome(ok=False, notice=f"Обращение № {number} здесь не найдено.")
             await notify.post_card(uow, self.config, appeal, chats=[actor.chat_id])
@@ -379,7 +381,8 @@ class StaffService:
             resident = await uow.residents.find(who.platform.value, who.user_id)
             if appeal is None or resident is None or appeal.resident_id != resident.id:
                 return texts.IDLE
-            if Status(appeal.status) is Status.CLOSED:
+            spam = appeal.reject_reason == texts.REJECT_REASONS["spam"]
+            if Status(appeal.status) is Status.CLOSED or spam:
                 return texts.comment_on_closed(appeal.number)
             if not text and photo is None:
                 return texts.comment_expected(appeal.number)
@@ -433,7 +436,9 @@ class StaffService:
                     appeal,
                     "🔁 Возобновлено — см. новую карточку ниже",
                     "🔁 Житель сообщил: проблема НЕ решена",
-                    media=False,  # same chat: the photos and pin are there already
+                    # The department's group has the photos and pin already; coordinators
+                    # (who may have changed) get them again.
+                    media=department is None or department.chat_id is None,
                 )
                 dept_name = department.name if department else "отдел"
                 await notify.to_coordinators(

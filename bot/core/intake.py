@@ -36,6 +36,7 @@ PHOTOS_KEYBOARD = Keyboard(rows=((Button(texts.DONE), Button(texts.SKIP)),), inl
 PHONE_KEYBOARD = Keyboard(
     rows=((Button(texts.SEND_CONTACT, request="contact"),), (Button(texts.SKIP),)), inline=False
 )
+KEYBOARD_LABELS = (texts.DONE, texts.SKIP, texts.SEND_LOCATION, texts.SEND_CONTACT)
 EDIT_FIELDS = (
     ("category", "Категорию"),
     ("description", "Описание"),
@@ -417,6 +418,8 @@ class IntakeService:
             data["photos"] = data["photos"] + list(given.photo_refs[:room])
             said = "Фото добавлено к обращению." if room > 0 else texts.PHOTO_LIMIT
             return _StepOutcome([Reply(said)], next_step=Step.CONFIRM)
+        if given.kind is InputKind.TEXT and given.text.strip() in KEYBOARD_LABELS:
+            return _StepOutcome(next_step=Step.CONFIRM)  # a stale keyboard tap: show it again
         if given.kind is InputKind.TEXT and given.text.strip():
             # Typed at the summary: most likely more about the problem, so keep it.
             addition = given.text.strip()

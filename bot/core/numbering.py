@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def appeal_number(year: int, seq: int) -> str:
     return f"{year}-{seq:06d}"
@@ -9,11 +11,12 @@ def appeal_number(year: int, seq: int) -> str:
 
 def normalize_number(text: str, default_year: int | None = None) -> str | None:
     """Accept what staff type: «№ 2026-000123», «2026-123», «2026/123», or «123» for
-    ``default_year`` (this year)."""
+    ``default_year`` (this year). ASCII digits only, six at most."""
     cleaned = text.strip().lstrip("№").strip().replace("/", "-").replace(" ", "")
-    if cleaned.isdigit() and default_year is not None and 0 < len(cleaned) <= 6:
+    bare = re.fullmatch(r"\d{1,6}", cleaned, re.ASCII)
+    if bare and default_year is not None and int(cleaned) > 0:
         return appeal_number(default_year, int(cleaned))
-    parts = cleaned.split("-")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or len(parts[0]) != 4:
+    full = re.fullmatch(r"(\d{4})-(\d{1,6})", cleaned, re.ASCII)
+    if full is None or int(full.group(2)) == 0:
         return None
-    return appeal_number(int(parts[0]), int(parts[1]))
+    return appeal_number(int(full.group(1)), int(full.group(2)))

@@ -261,3 +261,27 @@ async def test_album_at_phone_step_is_kept_quietly(sqlite_db: Database, config: 
     async with sqlite_db.uow() as uow:
         draft = await uow.drafts.get("telegram", "501")
         assert draft is not None and draft.step == "phone" and len(draft.data["photos"]) == 4
+
+
+async def test_summary_edits_keep_what_was_given(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await fill_until_confirm(intake)  # three photos
+    # Text typed at the summary is added to the description; a stray keyboard tap is not.
+    added = await intake.handle(ANNA, text("Ещё и светофор мигает жёлтым"))
+    assert added.replies[0].text == texts.ADDED_TO_DESCRIPTION
+    await intake.handle(ANNA, text(texts.SKIP))
+    # «Добавить фото» keeps the three and adds one; «Пропустить» there keeps them too.
+    await intake.handle(ANNA, press("i:confirm:edit"))
+    await intake.handle(ANNA, press("i:edit:photos"))
+    await intake.handle(ANNA, photo("fourth"))
+    await intake.handle(ANNA, text(texts.SKIP))
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "501")
+        assert draft is not None and draft.step == "confirm"
+        assert draft.data["description"] == f"{DESCRIPTION}\nЕщё и светофор мигает жёлтым"
+        assert draft.data["photos"] == ["ph0", "ph1", "ph2", "fourth"]
+    # «Убрать все фото» empties them.
+    await intake.handle(ANNA, press("i:confirm:edit"))
+    cleared = await intake.handle(ANNA, press("i:edit:clear_photos"))
+    assert cleared.replies[0].text == texts.PHOTOS_CLEARED
+    assert "Фото: 0" in cleared.replies[-1].text

@@ -199,7 +199,9 @@ async def test_reject_with_duplicate_reason(db: Database, config: CoreConfig) ->
     assert await world.status(second_id) == "rejected"
     expected = texts.rejected(second_number, f"повторяет обращение № {first_number}")
     assert expected in world.sender.texts_to("501")
-    assert not (await world.staff.answer(IVAN, second_id, "ещё ответ")).ok
+    # The resident may ask why; staff may still answer. The status stays «rejected».
+    assert (await world.staff.answer(IVAN, second_id, "Это та же яма, что в первом")).ok
+    assert await world.status(second_id) == "rejected"
 
 
 async def test_unbound_department_goes_to_coordinators(db: Database, config: CoreConfig) -> None:
@@ -266,10 +268,14 @@ async def test_resident_follow_up_reaches_staff_and_back(db: Database, config: C
     # Another resident cannot write into this appeal.
     boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502")
     assert await world.staff.resident_comment(boris, appeal_id, "чужое") == texts.IDLE
-    # A rejected resident may still ask why: it reaches the department.
-    assert (await world.staff.reject(IVAN, appeal_id, "spam")).ok
+    # A rejected resident may still ask why: it reaches the department (not after «спам»).
+    assert (await world.staff.reject(IVAN, appeal_id, "not_ours")).ok
     why = await world.staff.resident_comment(ANNA, appeal_id, "Почему отклонили?")
     assert why == texts.comment_sent(number)
+    spam_id, spam_number = await world.file(ANNA, "roads")
+    assert (await world.staff.reject(IVAN, spam_id, "spam")).ok
+    refused = await world.staff.resident_comment(ANNA, spam_id, "ха-ха")
+    assert refused == texts.comment_on_closed(spam_number)
     # A confirmed-closed one is closed for good: a new problem is a new appeal.
     second_id, second = await world.file(ANNA, "roads")
     assert (await world.staff.resolve(IVAN, second_id)).ok
@@ -340,3 +346,8 @@ async def test_show_card_by_number(db: Database, config: CoreConfig) -> None:
     assert missing.notice == "Обращение № 2020-000001 здесь не найдено."
     assert not (await world.staff.show_card(IVAN, "abc")).ok
     assert (await world.staff.show_card(IVAN, number)).ok
+    # A coordinator in another department's group does not get the card there.
+    in_housing = StaffActor(
+        user_id=COORDINATOR, name="Коорд", chat_id=HOUSING_GROUP, is_coordinator=True
+    )
+    assert not (await world.staff.show_card(in_housing, number)).ok

@@ -105,6 +105,11 @@ def test_numbers() -> None:
     assert normalize_number(" 2026/000045 ") == "2026-000045"
     assert normalize_number("123") is None
     assert normalize_number("abcd-12") is None
+    assert normalize_number("45", default_year=2026) == "2026-000045"
+    assert normalize_number("²", default_year=2026) is None
+    assert normalize_number("2026-²") is None
+    assert normalize_number("2026-" + "9" * 4000) is None
+    assert normalize_number("0", default_year=2026) is None
 
 
 def test_catalog_rejects_codes_that_break_buttons(tmp_path: Path) -> None:
