@@ -152,19 +152,27 @@ class IntakeService:
                 lines.append(texts.MY_MORE.format(count=MY_LIMIT))
             return IntakeResult([Reply("\n".join(lines), MENU)])
 
-    async def handle(self, who: ResidentRef, given: IntakeInput) -> IntakeResult:
-        """Any other message or intake button from the resident."""
+    async def handle(
+        self, who: ResidentRef, given: IntakeInput, autostart: bool = True
+    ) -> IntakeResult:
+        """Any other message or intake button from the resident.
+
+        ``autostart=False`` (a coordinator's private chat): a message outside a conversation
+        does not begin an appeal; only «Новое обращение» does.
+        """
         if given.kind is InputKind.TEXT and given.text.strip() == texts.MENU_NEW:
             return await self.new_appeal(who)
         if given.kind is InputKind.TEXT and given.text.strip() == texts.MENU_MY:
             return await self.my_appeals(who)
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
-            if draft is None and not _is_greeting(given):
+            if draft is None and autostart and not _is_greeting(given):
                 first = await self._first_message(uow, who, given)
                 return first if first is not None else self._idle(given)
             if draft is not None:
                 return await self._continue(uow, who, Step(draft.step), dict(draft.data), given)
+            if not autostart:
+                return self._idle(given)
             if await uow.residents.find(who.platform.value, who.user_id) is not None:
                 return self._idle(given)  # «Спасибо» after an appeal: no new one uninvited
         return await self.start(who)  # a newcomer's «Здравствуйте»: greet and begin

@@ -58,7 +58,11 @@ async def command(
 
 
 async def any_message(
-    message: Message, bot: Bot, intake: IntakeService, worker: OutboxWorker
+    message: Message,
+    bot: Bot,
+    intake: IntakeService,
+    worker: OutboxWorker,
+    coordinator_ids: tuple[int, ...],
 ) -> None:
     assert message.from_user is not None
     if message.text is not None and message.text.startswith("/"):
@@ -69,7 +73,9 @@ async def any_message(
             await message.answer(UNKNOWN_COMMAND)
         return
     result = await intake.handle(
-        resident_of(message.from_user, message.chat.id), intake_input(message)
+        resident_of(message.from_user, message.chat.id),
+        intake_input(message),
+        autostart=message.from_user.id not in coordinator_ids,
     )
     await _answer(bot, message.chat.id, result, worker)
 

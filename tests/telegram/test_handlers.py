@@ -289,3 +289,11 @@ async def test_find_appeal_command(harness: Harness) -> None:
             if o.kind == "card_post" and o.chat_id == str(COORDINATOR)
         ]
     assert len(posts) == 1
+
+
+async def test_coordinator_chatter_does_not_start_an_appeal(harness: Harness) -> None:
+    await harness.send(BOSS, text="Коллеги, проверьте, пожалуйста, обращения по дорогам")
+    assert harness.said_to(COORDINATOR)[-1] == texts.IDLE
+    assert await harness.draft_step() is None
+    await harness.send(BOSS, text=texts.MENU_NEW)  # but they may file one on purpose
+    assert await harness.draft_step() == "category"
