@@ -162,7 +162,8 @@ class AppealPhoto(Base):
     appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id"))
     kind: Mapped[str] = mapped_column(String(16))  # "resident" or "solution"
     platform: Mapped[str] = mapped_column(String(16))
-    file_ref: Mapped[str] = mapped_column(String(300))
+    # A Telegram file_id, or a VK photo's URL (long: signed query parameters).
+    file_ref: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime]
 
 
@@ -222,3 +223,26 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ProcessedEvent(Base):
+    """Platform events already handled, claimed in the transaction that handled them.
+
+    VK's long poll may hand an event over again after a restart; its key here makes the
+    second delivery change nothing.
+    """
+
+    __tablename__ = "processed_events"
+    __table_args__ = (Index("ix_processed_events_at", "at"),)
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    at: Mapped[datetime]
+
+
+class PollState(Base):
+    """Where a long poll stopped (VK's ``ts``), so events that came while down are not skipped."""
+
+    __tablename__ = "poll_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -5,6 +5,11 @@ Repositories never commit; the use case that changed things does, once.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -24,6 +29,8 @@ from storage.models import (
     Department,
     Draft,
     OutboxMessage,
+    PollState,
+    ProcessedEvent,
     Resident,
 )
 
@@ -410,6 +417,11 @@ class OutboxRepo:
         delay: timedelta = timedelta(0),
     ) -> None:
         now = utcnow()
+        if platform == "vk" and "random_id" not in payload:
+            # VK drops a second messages.send with the same random_id: stored with the row, it
+            # makes a retry after a timeout or a crash safe. Random, not the row id, so that a
+            # fresh database cannot repeat an id VK still remembers.
+            payload = {**payload, "random_id": secrets.randbelow(2**31 - 1) + 1}
         self.session.add(
             OutboxMessage(
                 platform=platform,
@@ -589,6 +601,59 @@ class OutboxRepo:
         )
 
 
+class StateRepo:
+    """Small named values the bot keeps between runs (a long poll's position)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, name: str) -> str | None:
+        return await self.session.scalar(select(PollState.value).where(PollState.name == name))
+
+    async def set(self, name: str, value: str) -> None:
+        row = await self.session.get(PollState, name)
+        if row is None:
+            self.session.add(PollState(name=name, value=value))
+        else:
+            row.value = value
+
+    async def event_seen(self, key: str) -> bool:
+        found = await self.session.scalar(
+            select(ProcessedEvent.key).where(ProcessedEvent.key == key)
+        )
+        return found is not None
+
+    async def purge_events(self, before: datetime) -> int:
+        result = await self.session.execute(
+            delete(ProcessedEvent).where(ProcessedEvent.at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass
+class EventClaim:
+    key: str
+    claimed: bool = False
+
+
+_current_event: ContextVar[EventClaim | None] = ContextVar("current_event", default=None)
+
+
+@contextmanager
+def handling_event(key: str) -> Iterator[EventClaim]:
+    """Within this block, the first committed unit of work also records ``key`` as processed.
+
+    The record and the event's effect commit together: an event handed over twice either
+    finds its key (and is skipped) or finds nothing of its first handling.
+    """
+    claim = EventClaim(key)
+    token = _current_event.set(claim)
+    try:
+        yield claim
+    finally:
+        _current_event.reset(token)
+
+
 class UnitOfWork:
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory
@@ -601,9 +666,16 @@ class UnitOfWork:
         self.appeals = AppealRepo(self.session)
         self.cards = CardRepo(self.session)
         self.outbox = OutboxRepo(self.session)
+        self.state = StateRepo(self.session)
         return self
 
     async def commit(self) -> None:
+        claim = _current_event.get()
+        if claim is not None and not claim.claimed:
+            self.session.add(ProcessedEvent(key=claim.key, at=utcnow()))
+            await self.session.commit()
+            claim.claimed = True
+            return
         await self.session.commit()
 
     async def __aexit__(

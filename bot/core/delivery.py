@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=10)
 KEEP_DELIVERED = timedelta(days=30)
 KEEP_DRAFTS = timedelta(days=30)
+# VK's long poll keeps events for hours, not days: older claims can never be replayed.
+KEEP_EVENT_CLAIMS = timedelta(days=7)
 HOUSEKEEPING_EVERY = 3600.0  # seconds
 BATCH = 1000  # chats looked at per pass
 
@@ -97,6 +99,7 @@ class OutboxWorker:
         async with self.db.uow() as uow:
             messages = await uow.outbox.purge(utcnow() - KEEP_DELIVERED)
             drafts = await uow.drafts.purge(utcnow() - KEEP_DRAFTS)
+            await uow.state.purge_events(utcnow() - KEEP_EVENT_CLAIMS)
             await uow.commit()
         if messages or drafts:
             log.info("housekeeping: %d old messages, %d abandoned drafts removed", messages, drafts)
@@ -301,9 +304,11 @@ class OutboxWorker:
         self, sender: Sender, items: list[OutboxMessage]
     ) -> list[tuple[int, int, str]]:
         """Photos that came as one album go out as one album, captioned once."""
-        photos = [PhotoRef(**item.payload["photo"]) for item in items]
+        photos = await self._portable(
+            items[0].platform, [PhotoRef(**item.payload["photo"]) for item in items]
+        )
         caption = str(items[0].payload.get("text") or "")
-        ids = await sender.send_photos(items[0].chat_id, photos, caption)
+        ids = await sender.send_photos(items[0].chat_id, photos, caption, key=_key(items[0]))
         remember = str(items[0].payload.get("remember") or "")
         if not remember or not _is_int(items[0].chat_id):
             return []
@@ -317,11 +322,17 @@ class OutboxWorker:
         remember = str(payload.get("remember") or "")
         if item.kind in ("text", "comment_text"):
             keyboard = _keyboard(payload.get("keyboard"))
-            message_id = await sender.send_text(chat, str(payload["text"]), keyboard)
+            message_id = await sender.send_text(
+                chat, str(payload["text"]), keyboard, key=_key(item)
+            )
             return [(int(chat), message_id, remember)] if remember and _is_int(chat) else []
         if item.kind in ("photo", "comment_photo"):
-            photo = PhotoRef(**payload["photo"])
-            ids = await sender.send_photos(chat, [photo], str(payload.get("text") or ""))
+            photos = await self._portable(item.platform, [PhotoRef(**payload["photo"])])
+            caption = str(payload.get("text") or "")
+            if not photos:  # the photo is gone from where it came: its words still go
+                message_id = await sender.send_text(chat, caption, None, key=_key(item))
+                return [(int(chat), message_id, remember)] if remember and _is_int(chat) else []
+            ids = await sender.send_photos(chat, photos, caption, key=_key(item))
             if not remember or not _is_int(chat):
                 return []
             return [(int(chat), message_id, remember) for message_id in ids]
@@ -344,7 +355,8 @@ class OutboxWorker:
             number = appeal.number
         if item.kind == "card_media":
             caption = f"📷 Фото к обращению № {number}"
-            ids = await sender.send_photos(chat, photos, caption)
+            portable = await self._portable(item.platform, photos)
+            ids = await sender.send_photos(chat, portable, caption)
             return [(int(chat), message_id, "media") for message_id in ids]
         if item.kind == "card_location":
             if location[0] is None or location[1] is None:
@@ -368,6 +380,29 @@ class OutboxWorker:
             return []
         raise PermanentError(f"unknown outbox kind {item.kind!r}")
 
+    async def _portable(self, platform: str, photos: list[PhotoRef]) -> list[PhotoRef]:
+        """Photos from another platform (a VK resident's, a Telegram solution photo for VK),
+        fetched from where they live so the target platform can take them as uploads.
+
+        A photo its platform no longer gives out is left out rather than blocking the rest.
+        """
+        ready: list[PhotoRef] = []
+        for photo in photos:
+            if photo.platform == platform or photo.content is not None:
+                ready.append(photo)
+                continue
+            source = self.senders.get(photo.platform)
+            if source is None:
+                log.warning("a %s photo cannot be fetched: that platform is off", photo.platform)
+                continue
+            try:
+                content = await source.fetch_photo(photo.ref)
+            except PermanentError as exc:
+                log.warning("a %s photo is gone: %s", photo.platform, exc)
+                continue
+            ready.append(PhotoRef(photo.platform, photo.ref, content))
+        return ready
+
 
 def _starts_album(item: OutboxMessage) -> bool:
     return item.kind in ("photo", "comment_photo") and bool((item.payload or {}).get("album"))
@@ -390,6 +425,10 @@ def _is_int(value: str) -> bool:
 
 def _keyboard(raw: Any) -> Keyboard | None:
     return Keyboard.from_dict(raw) if isinstance(raw, dict) else None
+
+
+def _key(item: OutboxMessage) -> int:
+    return int((item.payload or {}).get("random_id") or 0)
 
 
 def _weight(item: OutboxMessage) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.model import Keyboard
@@ -11,22 +11,38 @@ from bot.core.model import Keyboard
 
 @dataclass(frozen=True)
 class PhotoRef:
-    """A photo as stored: which platform's reference it is and the reference itself."""
+    """A photo as stored: which platform's reference it is and the reference itself.
+
+    ``content`` carries the bytes when the photo goes to another platform than it came from.
+    """
 
     platform: str
     ref: str
+    content: bytes | None = field(default=None, repr=False)
 
 
 class Sender(Protocol):
-    """Sends to one platform. Raises the errors below; anything else counts as transient."""
+    """Sends to one platform. Raises the errors below; anything else counts as transient.
 
-    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int: ...
+    ``key`` identifies one outbox message across retries; a platform that can drop a repeated
+    request by such a key (VK's random_id) uses it.
+    """
+
+    async def send_text(
+        self, chat_id: str, text: str, keyboard: Keyboard | None, *, key: int = 0
+    ) -> int: ...
 
     async def send_photos(
-        self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None
+        self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None, *, key: int = 0
     ) -> list[int]: ...
 
-    async def send_location(self, chat_id: str, latitude: float, longitude: float) -> int: ...
+    async def send_location(
+        self, chat_id: str, latitude: float, longitude: float, *, key: int = 0
+    ) -> int: ...
+
+    async def fetch_photo(self, ref: str) -> bytes:
+        """The bytes of a photo this platform stored, to hand it to another platform."""
+        ...
 
     async def edit_text(
         self, chat_id: str, message_id: int, text: str, keyboard: Keyboard | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ from aiogram.exceptions import (
     TelegramNotFound,
     TelegramRetryAfter,
 )
-from aiogram.types import InputMediaPhoto
+from aiogram.types import BufferedInputFile, InputMediaPhoto
 
 from bot.core.model import Keyboard
 from bot.core.ports import ChatMoved, PermanentError, PhotoRef, RecipientGone, RetryAfter
@@ -57,14 +58,16 @@ class TelegramSender:
                 raise RecipientGone(exc.message) from exc
             raise PermanentError(exc.message) from exc
 
-    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
+    async def send_text(
+        self, chat_id: str, text: str, keyboard: Keyboard | None, *, key: int = 0
+    ) -> int:
         message = await self._call(
             lambda: self.bot.send_message(int(chat_id), text, reply_markup=markup(keyboard))
         )
         return message.message_id
 
     async def send_photos(
-        self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None
+        self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None, *, key: int = 0
     ) -> list[int]:
         refs = [self._ref(p) for p in photos][:10]
         caption = (caption or "")[:CAPTION_LIMIT] or None
@@ -82,7 +85,9 @@ class TelegramSender:
         album = await self._call(lambda: self.bot.send_media_group(int(chat_id), media=media))
         return [m.message_id for m in album]
 
-    async def send_location(self, chat_id: str, latitude: float, longitude: float) -> int:
+    async def send_location(
+        self, chat_id: str, latitude: float, longitude: float, *, key: int = 0
+    ) -> int:
         sent = await self._call(lambda: self.bot.send_location(int(chat_id), latitude, longitude))
         return sent.message_id
 
@@ -104,8 +109,18 @@ class TelegramSender:
                 return
             raise
 
+    async def fetch_photo(self, ref: str) -> bytes:
+        async def download() -> bytes:
+            buffer = io.BytesIO()
+            await self.bot.download(ref, destination=buffer)
+            return buffer.getvalue()
+
+        return await self._call(download)
+
     @staticmethod
-    def _ref(photo: PhotoRef) -> str:
+    def _ref(photo: PhotoRef) -> str | BufferedInputFile:
+        if photo.content is not None:  # from another platform: uploaded as a file
+            return BufferedInputFile(photo.content, filename="photo.jpg")
         if photo.platform != "telegram":
             raise PermanentError(f"cannot send a {photo.platform} photo to Telegram")
         return photo.ref

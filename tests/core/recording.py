@@ -25,6 +25,8 @@ class Sent:
     photos: list[str] = field(default_factory=list)
     message_id: int = 0
     location: tuple[float, float] | None = None
+    key: int = 0  # the outbox message's idempotency key (VK's random_id)
+    uploaded: int = 0  # photos that came as bytes from another platform
 
     @property
     def actions(self) -> list[str]:
@@ -40,6 +42,7 @@ class RecordingSender:
         self.sent: list[Sent] = []
         self.fail_with: list[Exception] = []
         self.fail_chat: dict[str, list[Exception]] = {}
+        self.fetched: list[str] = []
         self._next_id = 1000
 
     def _id(self) -> int:
@@ -52,22 +55,41 @@ class RecordingSender:
         if self.fail_with:
             raise self.fail_with.pop(0)
 
-    async def send_text(self, chat_id: str, text: str, keyboard: Keyboard | None) -> int:
+    async def send_text(
+        self, chat_id: str, text: str, keyboard: Keyboard | None, *, key: int = 0
+    ) -> int:
         self._maybe_fail(chat_id)
         message_id = self._id()
-        self.sent.append(Sent("text", chat_id, text, keyboard, message_id=message_id))
+        self.sent.append(Sent("text", chat_id, text, keyboard, message_id=message_id, key=key))
         return message_id
 
     async def send_photos(
-        self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None
+        self, chat_id: str, photos: Sequence[PhotoRef], caption: str | None, *, key: int = 0
     ) -> list[int]:
         self._maybe_fail(chat_id)
         ids = [self._id() for _ in photos]
         refs = [p.ref for p in photos]
-        self.sent.append(Sent("photos", chat_id, caption or "", photos=refs, message_id=ids[0]))
+        uploaded = sum(1 for p in photos if p.content == b"bytes of " + p.ref.encode())
+        self.sent.append(
+            Sent(
+                "photos",
+                chat_id,
+                caption or "",
+                photos=refs,
+                message_id=ids[0] if ids else 0,
+                key=key,
+                uploaded=uploaded,
+            )
+        )
         return ids
 
-    async def send_location(self, chat_id: str, latitude: float, longitude: float) -> int:
+    async def fetch_photo(self, ref: str) -> bytes:
+        self.fetched.append(ref)
+        return b"bytes of " + ref.encode()
+
+    async def send_location(
+        self, chat_id: str, latitude: float, longitude: float, *, key: int = 0
+    ) -> int:
         self._maybe_fail(chat_id)
         message_id = self._id()
         self.sent.append(
