@@ -23,10 +23,13 @@ def main() -> int:
     # aiogram logs every update at INFO with the user's ids; keep that at WARNING.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # vkbottle logs through loguru/logging at DEBUG/INFO with message texts: keep it quiet.
+    logging.getLogger("vkbottle").setLevel(logging.WARNING)
     from aiogram.exceptions import TelegramUnauthorizedError
     from sqlalchemy.exc import DBAPIError
 
     from bot.app import run
+    from handlers.vk.setup import VkTokenRejected
 
     try:
         asyncio.run(run(settings))
@@ -37,6 +40,8 @@ def main() -> int:
         return _fail(f"Setting DATABASE_URL: the database cannot be opened ({reason})")
     except TelegramUnauthorizedError:
         return _fail("Setting BOT_TOKEN was rejected by the Bot API (401 Unauthorized)")
+    except VkTokenRejected as exc:
+        return _fail(f"Setting VK_TOKEN was rejected by VK ({exc})")
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,11 +1,12 @@
-"""Wiring: settings → database (migrated) → catalogue → services → Telegram polling + outbox."""
+"""Wiring: settings → database (migrated) → catalogue → services → the Telegram and VK fronts
+(whichever have tokens) + the outbox."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
@@ -16,11 +17,15 @@ from bot.core.catalog import load_catalog
 from bot.core.config import CoreConfig
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
-from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
+from bot.core.ports import Sender
+from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, RateLimiter
 from bot.core.routing import RoutingService
 from bot.settings import Settings
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
+from handlers.vk.client import VkClient
+from handlers.vk.sender import VkSender
+from handlers.vk.setup import build_vk_bot, run_vk_front
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_to_head
 from storage.uow import Database
@@ -44,6 +49,7 @@ def core_config(settings: Settings) -> CoreConfig:
 
 
 def make_bot(settings: Settings) -> Bot:
+    assert settings.bot_token is not None
     if settings.telegram_api_url:
         api = TelegramAPIServer.from_base(settings.telegram_api_url)
         return Bot(settings.bot_token, session=AiohttpSession(api=api))
@@ -99,36 +105,64 @@ async def check_coordinators(bot: Bot, coordinator_ids: tuple[int, ...]) -> None
             log.warning("could not check coordinator %s: %s", user_id, exc.__class__.__name__)
 
 
+async def run_telegram_front(bot: Bot, dispatcher: Dispatcher, config: CoreConfig) -> None:
+    await wait_for_api(bot)
+    await check_coordinators(bot, config.coordinator_ids)
+    try:
+        await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
+    except Exception as exc:  # cosmetic: the menu of commands; never a reason not to start
+        log.warning("could not set the command menu: %s", exc)
+    await dispatcher.start_polling(
+        bot, allowed_updates=dispatcher.resolve_used_update_types(), close_bot_session=False
+    )
+
+
 async def run(settings: Settings) -> None:
     db = await prepare_database(settings)
     config = core_config(settings)
-    bot = make_bot(settings)
-    limiter = RateLimiter(TELEGRAM_LIMITS, is_group=is_group_chat)
-    worker = OutboxWorker(db, config, {"telegram": TelegramSender(bot)}, {"telegram": limiter})
-    dispatcher = build_dispatcher(
-        IntakeService(db, config),
-        StaffService(db, config),
-        RoutingService(db, config),
-        worker,
-        config.coordinator_ids,
-    )
+    bot = make_bot(settings) if settings.bot_token else None
+    vk = VkClient(settings.vk_token, settings.vk_api_url) if settings.vk_token else None
+    senders: dict[str, Sender] = {}
+    limiters: dict[str, RateLimiter] = {}
+    if bot is not None:
+        senders["telegram"] = TelegramSender(bot)
+        limiters["telegram"] = RateLimiter(TELEGRAM_LIMITS, is_group=is_group_chat)
+    if vk is not None:
+        senders["vk"] = VkSender(vk)
+        limiters["vk"] = RateLimiter(VK_LIMITS, is_group=lambda _chat: False)
+    worker = OutboxWorker(db, config, senders, limiters)
+    intake, staff = IntakeService(db, config), StaffService(db, config)
     if not config.coordinator_ids:
         log.warning("COORDINATOR_IDS is empty: nobody can /bind groups or see unrouted appeals")
+    if bot is None:
+        log.warning(
+            "BOT_TOKEN is not set: VK appeals are registered, but their cards wait for a "
+            "Telegram bot to reach the department groups"
+        )
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))
+    fronts: list[asyncio.Task[None]] = []
     try:
-        await wait_for_api(bot)
-        await check_coordinators(bot, config.coordinator_ids)
-        try:
-            await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
-        except Exception as exc:  # cosmetic: the menu of commands; never a reason not to start
-            log.warning("could not set the command menu: %s", exc)
-        await dispatcher.start_polling(
-            bot, allowed_updates=dispatcher.resolve_used_update_types(), close_bot_session=False
-        )
+        if vk is not None:
+            vk_bot = build_vk_bot(vk, intake, staff, worker)
+            fronts.append(asyncio.create_task(run_vk_front(vk_bot, db, settings.vk_group_id)))
+        if bot is not None:
+            routing = RoutingService(db, config)
+            dispatcher = build_dispatcher(intake, staff, routing, worker, config.coordinator_ids)
+            fronts.append(asyncio.create_task(run_telegram_front(bot, dispatcher, config)))
+        # Telegram's polling ends on SIGINT/SIGTERM; a front that fails stops the bot.
+        done, _ = await asyncio.wait(fronts, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
     finally:
+        for task in fronts:
+            task.cancel()
+        await asyncio.gather(*fronts, return_exceptions=True)
         stop.set()
         worker.wake()
         await worker_task
-        await bot.session.close()
+        if bot is not None:
+            await bot.session.close()
+        if vk is not None:
+            await vk.close()
         await db.factory.kw["bind"].dispose()

@@ -12,11 +12,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration
 
+VK_API_URL = "https://api.vk.com/method/"
 DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("categories.toml")
 
 # What each variable expects, for the one-line error message at start.
 EXPECTED = {
     "BOT_TOKEN": "the bot token from @BotFather, like 123456:ABC-DEF…",
+    "VK_TOKEN": "a VK community access token (Manage community → API usage → Access tokens)",
+    "VK_GROUP_ID": "the VK community's numeric id, e.g. 229876543 (or leave it empty)",
+    "VK_API_URL": "an http(s) URL of the VK API, e.g. https://api.vk.com/method/",
     "TELEGRAM_API_URL": "an http(s) URL of a Bot API server, e.g. http://127.0.0.1:8081",
     "DATABASE_URL": "an SQLAlchemy async URL: sqlite+aiosqlite:///data/priemnaya.db "
     "or postgresql+asyncpg://user:pass@host/db",
@@ -31,8 +35,11 @@ EXPECTED = {
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    bot_token: str = Field(min_length=1)
+    bot_token: str | None = None
     telegram_api_url: str | None = None
+    vk_token: str | None = None
+    vk_group_id: int | None = None
+    vk_api_url: str = VK_API_URL
     database_url: str = "sqlite+aiosqlite:///data/priemnaya.db"
     coordinator_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     timezone: str = "Europe/Moscow"
@@ -40,13 +47,43 @@ class Settings(BaseSettings):
     categories_file: Path = DEFAULT_CATEGORIES_FILE
     log_level: str = "INFO"
 
+    @field_validator("bot_token", "vk_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value is None or str(value).strip() == "" else str(value).strip()
+
     @field_validator("bot_token")
     @classmethod
-    def _token_shape(cls, value: str) -> str:
-        value = value.strip()
-        if ":" not in value or " " in value:
+    def _token_shape(cls, value: str | None) -> str | None:
+        if value is not None and (":" not in value or " " in value):
             raise ValueError("malformed token")
         return value
+
+    @field_validator("vk_token")
+    @classmethod
+    def _vk_token_shape(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 20 or " " in value):
+            raise ValueError("malformed token")
+        return value
+
+    @field_validator("vk_group_id", mode="before")
+    @classmethod
+    def _group_id(cls, value: Any) -> int | None:
+        text = str(value or "").strip().lower().removeprefix("club").removeprefix("public")
+        if not text:
+            return None
+        number = abs(int(text))  # VK writes communities as negative peer ids too
+        if number == 0:
+            raise ValueError("zero")
+        return number
+
+    @field_validator("vk_api_url", mode="before")
+    @classmethod
+    def _vk_api_url(cls, value: Any) -> str:
+        text = str(value or "").strip() or VK_API_URL
+        if not text.startswith(("http://", "https://")):
+            raise ValueError("not an http(s) URL")
+        return text if text.endswith("/") else text + "/"
 
     @field_validator("telegram_api_url", mode="before")
     @classmethod
@@ -112,7 +149,7 @@ class SettingsError(Exception):
 
 def load_settings(**overrides: Any) -> Settings:
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
@@ -124,3 +161,9 @@ def load_settings(**overrides: Any) -> Settings:
             )
             lines.append(f"Setting {name} {given}: expected {EXPECTED.get(name, 'a valid value')}")
         raise SettingsError("\n".join(dict.fromkeys(lines))) from None
+    if settings.bot_token is None and settings.vk_token is None:
+        raise SettingsError(
+            f"Setting BOT_TOKEN is required: expected {EXPECTED['BOT_TOKEN']} "
+            "(or VK_TOKEN alone, for a VK-only front)"
+        )
+    return settings

@@ -654,6 +654,11 @@ def handling_event(key: str) -> Iterator[EventClaim]:
         _current_event.reset(token)
 
 
+def current_event_key() -> str | None:
+    claim = _current_event.get()
+    return claim.key if claim is not None else None
+
+
 class UnitOfWork:
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory

@@ -16,6 +16,8 @@ class Limits:
 
 
 TELEGRAM_LIMITS = Limits(per_second=30, private_interval=1.0, group_per_minute=20)
+# VK limits requests (20/s for a community token), not chats; the client paces every request.
+VK_LIMITS = Limits(per_second=20, private_interval=0.0, group_per_minute=0)
 
 
 class RateLimiter:

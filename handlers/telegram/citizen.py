@@ -20,7 +20,7 @@ from bot.core.ports import PhotoRef
 from handlers.telegram.inputs import intake_input, resident_of
 from handlers.telegram.render import send_replies
 
-UNKNOWN_COMMAND = "Такой команды нет. Команды: /start, /new, /my, /cancel, /help."
+UNKNOWN_COMMAND = texts.UNKNOWN_COMMAND
 GROUP_ONLY = "Эта команда работает в группе отдела: добавьте бота в группу и отправьте её там."
 
 

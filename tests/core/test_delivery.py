@@ -69,7 +69,7 @@ async def test_blocked_resident_is_marked_on_the_card(db: Database, config: Core
     # Deliver the card first, then make the resident's chat refuse.
     original = world.sender.send_text
 
-    async def refuse_resident(chat_id: str, text: str, keyboard: object) -> int:
+    async def refuse_resident(chat_id: str, text: str, keyboard: object, *, key: int = 0) -> int:
         if chat_id == ANNA.chat_id:
             raise RecipientGone("Forbidden: bot was blocked by the user")
         return await original(chat_id, text, keyboard)  # type: ignore[arg-type]

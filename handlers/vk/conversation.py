@@ -1,0 +1,166 @@
+"""VK residents in the community's private messages: the same conversation as in Telegram.
+
+Thin: a VK event becomes the core's plain input, one core call, the replies rendered back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from vkbottle.bot import BotLabeler
+from vkbottle_types.events import GroupEventType
+
+from bot.core import texts
+from bot.core.appeals import StaffService
+from bot.core.delivery import OutboxWorker
+from bot.core.intake import IntakeResult, IntakeService
+from bot.core.model import InputKind, IntakeInput, Reply, ResidentRef
+from bot.core.ports import PhotoRef
+from handlers.vk.client import VkClient
+from handlers.vk.inputs import button_action, intake_input, resident_of
+from handlers.vk.render import keyboard_json
+from handlers.vk.sender import derived_random_id
+from storage.uow import current_event_key
+
+log = logging.getLogger(__name__)
+
+CHAT_PEER_START = 2_000_000_000  # peer ids of group conversations start here
+START_WORDS = {"начать", "start", "старт"}
+
+
+class VkConversation:
+    def __init__(
+        self,
+        intake: IntakeService,
+        staff: StaffService,
+        worker: OutboxWorker,
+        client: VkClient,
+    ) -> None:
+        self.intake = intake
+        self.staff = staff
+        self.worker = worker
+        self.client = client
+
+    def labeler(self) -> BotLabeler:
+        labeler = BotLabeler()
+        labeler.raw_event(GroupEventType.MESSAGE_NEW, dataclass=dict)(self.on_message)
+        labeler.raw_event(GroupEventType.MESSAGE_EVENT, dataclass=dict)(self.on_button)
+        return labeler
+
+    async def on_message(self, event: dict[str, Any]) -> None:
+        body = event.get("object") or {}
+        message = body.get("message") or {}
+        from_id, peer_id = int(message.get("from_id") or 0), int(message.get("peer_id") or 0)
+        if from_id <= 0 or peer_id != from_id or peer_id >= CHAT_PEER_START:
+            return  # communities, group conversations: the bot talks to residents one to one
+        client_info = body.get("client_info") or {}
+        actions = client_info.get("button_actions")
+        callbacks = not isinstance(actions, list) or "callback" in actions
+        who = resident_of(from_id, peer_id, await self.client.first_name(from_id))
+        text = str(message.get("text") or "").strip()
+        action = button_action(message.get("payload"))
+        if action is not None and action != "/start":
+            await self._action(who, action, callbacks)
+            return
+        if action == "/start" or text.lower() in START_WORDS:
+            await self._answer(who, await self.intake.start(who), callbacks)
+            return
+        if text.startswith("/"):
+            await self._command(who, text, callbacks)
+            return
+        reply = message.get("reply_message") or {}
+        if reply.get("id"):
+            card = await self.staff.find_card(peer_id, int(reply["id"]))
+            if card is not None and card[1] == "notice":
+                await self._comment(who, card[0], message)
+                return
+        result = await self.intake.handle(who, intake_input(message))
+        await self._answer(who, result, callbacks)
+
+    async def on_button(self, event: dict[str, Any]) -> None:
+        body = event.get("object") or {}
+        user_id, peer_id = int(body.get("user_id") or 0), int(body.get("peer_id") or 0)
+        if user_id <= 0 or peer_id != user_id:
+            return
+        # Stops the button's spinner; what the press did comes as messages.
+        await self.client.call(
+            "messages.sendMessageEventAnswer",
+            event_id=str(body.get("event_id") or ""),
+            user_id=user_id,
+            peer_id=peer_id,
+        )
+        action = button_action(body.get("payload"))
+        who = resident_of(user_id, peer_id, await self.client.first_name(user_id))
+        if action is None:
+            await self._send(who, [Reply(texts.STALE_BUTTON)], True)
+        elif action == "/start":
+            await self._answer(who, await self.intake.start(who), True)
+        else:
+            await self._action(who, action, True)
+
+    async def _action(self, who: ResidentRef, action: str, callbacks: bool) -> None:
+        if action.startswith("f:"):
+            await self._feedback(who, action)
+            return
+        given = IntakeInput(kind=InputKind.ACTION, action=action)
+        await self._answer(who, await self.intake.handle(who, given), callbacks)
+
+    async def _command(self, who: ResidentRef, text: str, callbacks: bool) -> None:
+        commands = {
+            "/start": self.intake.start,
+            "/new": self.intake.new_appeal,
+            "/cancel": self.intake.cancel,
+            "/my": self.intake.my_appeals,
+        }
+        name = text.split(maxsplit=1)[0].lower()
+        if name == "/help":
+            result = await self.intake.help()
+        elif name in commands:
+            result = await commands[name](who)
+        else:
+            result = IntakeResult([Reply(texts.UNKNOWN_COMMAND)])
+        await self._answer(who, result, callbacks)
+
+    async def _feedback(self, who: ResidentRef, action: str) -> None:
+        parts = action.split(":")
+        if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("yes", "no"):
+            await self._send(who, [Reply(texts.STALE_BUTTON)], True)
+            return
+        outcome = await self.staff.resident_feedback(who, int(parts[1]), parts[2] == "yes")
+        self.worker.wake()
+        if not outcome.ok:  # a verdict's answer comes through the outbox, repliable
+            await self._send(who, [Reply(outcome.notice)], True)
+
+    async def _comment(self, who: ResidentRef, appeal_id: int, message: dict[str, Any]) -> None:
+        given = intake_input(message)
+        if given.kind not in (InputKind.TEXT, InputKind.PHOTO):
+            await self._send(who, [Reply(texts.COMMENT_KINDS)], True)
+            return
+        album = f"vk{message.get('id')}" if len(given.photo_refs) > 1 else None
+        said = ""
+        for index, ref in enumerate(given.photo_refs or ("",)):
+            photo = PhotoRef("vk", ref) if ref else None
+            said = await self.staff.resident_comment(
+                who, appeal_id, given.text if index == 0 else "", photo, album=album
+            )
+        self.worker.wake()
+        await self._send(who, [Reply(said)], True)
+
+    async def _answer(self, who: ResidentRef, result: IntakeResult, callbacks: bool) -> None:
+        if result.wrote_outbox:
+            self.worker.wake()
+        await self._send(who, result.replies, callbacks)
+
+    async def _send(self, who: ResidentRef, replies: list[Reply], callbacks: bool) -> None:
+        # Keyed by the event: the same event handled again (a restart before it was recorded)
+        # repeats the same random_ids, and VK drops the repeats.
+        key = current_event_key() or uuid.uuid4().hex
+        for index, reply in enumerate(replies):
+            await self.client.send(
+                int(who.chat_id),
+                derived_random_id(key, index),
+                reply.text,
+                keyboard_json(reply.keyboard, callbacks),
+            )

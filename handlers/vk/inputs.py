@@ -1,0 +1,86 @@
+"""VK messages turned into the core's plain inputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef
+
+# VK attachment types, named as the core names them for its answers.
+UNSUPPORTED_TYPES = {
+    "sticker": "sticker",
+    "graffiti": "sticker",
+    "audio_message": "voice",
+    "video": "video",
+    "audio": "audio",
+    "doc": "document",
+    "poll": "poll",
+}
+IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "heic", "webp", "bmp", "gif"}
+
+
+def resident_of(user_id: int, peer_id: int, first_name: str = "") -> ResidentRef:
+    return ResidentRef(
+        platform=Platform.VK, user_id=str(user_id), chat_id=str(peer_id), first_name=first_name
+    )
+
+
+def button_action(payload: Any) -> str | None:
+    """The core action a button carried (``{"a": "i:category:roads"}``), if any."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return None
+    if isinstance(payload, dict):
+        action = payload.get("a")
+        if isinstance(action, str) and action:
+            return action[:64]
+        if payload.get("command") == "start":  # VK's own «Начать» button
+            return "/start"
+    return None
+
+
+def largest_photo_url(photo: dict[str, Any]) -> str | None:
+    sizes = [s for s in photo.get("sizes") or [] if isinstance(s, dict) and s.get("url")]
+    if not sizes:
+        return None
+    best = max(sizes, key=lambda s: int(s.get("width") or 0) * int(s.get("height") or 0))
+    return str(best["url"])
+
+
+def intake_input(message: dict[str, Any]) -> IntakeInput:
+    """One VK message (its raw ``object.message``): several photos in one message count."""
+    text = str(message.get("text") or "")
+    attachments = [a for a in message.get("attachments") or [] if isinstance(a, dict)]
+    photos = [
+        url
+        for a in attachments
+        if a.get("type") == "photo"
+        for url in [largest_photo_url(a.get("photo") or {})]
+        if url
+    ]
+    if photos:
+        return IntakeInput(kind=InputKind.PHOTO, photo_refs=tuple(photos), text=text)
+    geo = message.get("geo") or {}
+    coordinates = geo.get("coordinates") if isinstance(geo, dict) else None
+    if isinstance(coordinates, dict) and "latitude" in coordinates:
+        return IntakeInput(
+            kind=InputKind.LOCATION,
+            latitude=float(coordinates["latitude"]),
+            longitude=float(coordinates["longitude"]),
+        )
+    for attachment in attachments:
+        kind = str(attachment.get("type") or "")
+        if kind == "doc":
+            extension = str((attachment.get("doc") or {}).get("ext") or "").lower()
+            if extension in IMAGE_EXTENSIONS:
+                return IntakeInput(kind=InputKind.UNSUPPORTED, unsupported="image_document")
+        if kind:
+            return IntakeInput(
+                kind=InputKind.UNSUPPORTED, unsupported=UNSUPPORTED_TYPES.get(kind, "")
+            )
+    if text:
+        return IntakeInput(kind=InputKind.TEXT, text=text)
+    return IntakeInput(kind=InputKind.UNSUPPORTED)  # a forwarded post, an empty message…

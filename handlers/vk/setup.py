@@ -1,0 +1,55 @@
+"""The VK front: vkbottle's bot with our labeler, polled durably, on the shared services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from vkbottle import Bot, VKAPIError
+from vkbottle.exception_factory import ErrorHandler
+
+from bot.core.appeals import StaffService
+from bot.core.delivery import OutboxWorker
+from bot.core.intake import IntakeService
+from handlers.vk.client import VkClient
+from handlers.vk.conversation import VkConversation
+from handlers.vk.polling import VkPoller
+from storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+TOKEN_REJECTED = {5, 27, 28}
+
+
+class VkTokenRejected(Exception):
+    """VK refused the community token: the operator has to fix VK_TOKEN."""
+
+
+def build_vk_bot(
+    client: VkClient, intake: IntakeService, staff: StaffService, worker: OutboxWorker
+) -> Bot:
+    conversation = VkConversation(intake, staff, worker, client)
+    # Handler errors reach the poller, which retries the event instead of dropping it.
+    return Bot(
+        api=client.api,
+        labeler=conversation.labeler(),
+        error_handler=ErrorHandler(raise_exceptions=True),
+    )
+
+
+async def run_vk_front(bot: Bot, db: Database, group_id: int | None) -> None:
+    """Long poll until cancelled; network trouble is waited out, a rejected token stops."""
+    poller = VkPoller(bot, db, group_id)
+    delay = 1.0
+    while True:
+        try:
+            await poller.run()
+        except VKAPIError as exc:
+            if int(getattr(exc, "code", 0) or 0) in TOKEN_REJECTED:
+                raise VkTokenRejected(str(exc)) from exc
+            log.warning("VK long poll: %s; retrying in %.0fs", exc, delay)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("VK API unreachable (%s); retrying in %.0fs", exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)

@@ -1,0 +1,262 @@
+"""VK handlers through vkbottle's own bot and router, with a fake HTTP client under its API
+(as vkbottle's tests do): events go in as VK's long poll gives them, the requests the bot makes
+come out to the fake VK, and the database is real.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.core import texts
+from bot.core.appeals import StaffService
+from bot.core.config import CoreConfig
+from bot.core.delivery import OutboxWorker
+from bot.core.intake import IntakeService
+from bot.core.model import StaffActor, Status
+from handlers.vk.client import VkClient
+from handlers.vk.polling import VkPoller
+from handlers.vk.setup import build_vk_bot
+from storage.models import Appeal, AppealPhoto, Draft, ProcessedEvent
+from storage.uow import Database
+from tests.conftest import COORDINATOR
+from tests.core.recording import RecordingSender, drain, make_worker
+from tests.fakes.fake_vk import GROUP_ID, FakeVK, Sent
+from tests.vk.fake_http import FakeHttpClient
+
+TOKEN = "vk1.a.test-community-token-0123456789"
+RESIDENT = 5551001
+
+
+@dataclass
+class VkHarness:
+    fake: FakeVK
+    poller: VkPoller
+    worker: OutboxWorker
+    sender: RecordingSender
+    db: Database
+    staff: StaffService
+    seen: int = 0
+
+    async def deliver(self) -> None:
+        """The long poll hands the bot what residents did since the last call."""
+        batch = self.fake.events[self.seen :]
+        self.seen = len(self.fake.events)
+        await self.poller.handle_batch(batch)
+
+    async def says(self, user_id: int, text: str = "", **kwargs: Any) -> list[Sent]:
+        before = len(self.fake.sent)
+        self.fake.write(user_id, text, **kwargs)
+        await self.deliver()
+        return [s for s in self.fake.sent[before:] if s.peer_id == user_id]
+
+    async def presses(self, user_id: int, under: Sent, action: str) -> list[Sent]:
+        before = len(self.fake.sent)
+        self.fake.press(user_id, under, action)
+        await self.deliver()
+        return [s for s in self.fake.sent[before:] if s.peer_id == user_id]
+
+    def last_with(self, user_id: int, action_prefix: str) -> Sent:
+        for sent in reversed(self.fake.sent_to(user_id)):
+            if any(p.startswith(action_prefix) for p in sent.payloads):
+                return sent
+        raise AssertionError(f"no message with a {action_prefix!r} button")
+
+
+@pytest.fixture
+async def vk(db: Database, config: CoreConfig) -> VkHarness:
+    fake = FakeVK(TOKEN)
+    fake.user(RESIDENT, "Мария")
+    client = VkClient(TOKEN, "https://vk.invalid/method/")
+    client.api.http_client = FakeHttpClient(fake)
+    sender = RecordingSender()
+    worker = make_worker(db, config, sender)
+    staff = StaffService(db, config)
+    bot = build_vk_bot(client, IntakeService(db, config), staff, worker)
+    return VkHarness(fake, VkPoller(bot, db, GROUP_ID), worker, sender, db, staff)
+
+
+async def file_appeal(vk: VkHarness, photos: int = 2) -> str:
+    said = await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    assert any(texts.ASK_CATEGORY in s.text for s in said)
+    categories = vk.last_with(RESIDENT, "i:category:")
+    assert categories.keyboard is not None and categories.keyboard.get("inline") is True
+    await vk.presses(RESIDENT, categories, "i:category:roads")
+    said = await vk.says(RESIDENT, "Глубокая яма на проезжей части у остановки, уже месяц")
+    assert any("Где это?" in s.text for s in said)
+    said = await vk.says(RESIDENT, geo=(55.7512, 37.6184))
+    assert any(texts.ASK_PHOTOS.split(" —")[0] in s.text for s in said)
+    if photos:
+        attachments = [vk.fake.photo_attachment() for _ in range(photos)]
+        said = await vk.says(RESIDENT, attachments=attachments)
+        assert said and texts.PHOTO_ADDED in said[0].text
+        await vk.says(RESIDENT, texts.DONE)
+    else:
+        await vk.says(RESIDENT, texts.SKIP)
+    said = await vk.says(RESIDENT, "+7 912 345-67-89")
+    confirm = vk.last_with(RESIDENT, "i:confirm:")
+    await vk.presses(RESIDENT, confirm, "i:confirm:submit")
+    # The confirmation is a notification: it leaves through the outbox.
+    await drain(vk.worker)
+    accepted = next(s for s in vk.sender.to(RESIDENT) if "принято" in s.text)
+    assert accepted.key > 0  # with the random_id stored on its outbox row
+    return accepted.text.split("№ ")[1].split()[0]
+
+
+async def test_a_vk_resident_files_an_appeal_with_photos_and_a_map_point(vk: VkHarness) -> None:
+    number = await file_appeal(vk, photos=2)
+
+    async with vk.db.uow() as uow:
+        appeal = await uow.appeals.by_number(number)
+        assert appeal is not None
+        photos = await uow.appeals.photos(appeal.id, "resident")
+        resident = await uow.residents.get(appeal.resident_id)
+    assert appeal.platform == "vk" and appeal.status == Status.NEW.value
+    assert (appeal.latitude, appeal.longitude) == (55.7512, 37.6184)
+    assert appeal.phone == "+79123456789"
+    assert resident is not None and resident.first_name == "Мария"
+    assert [p.platform for p in photos] == ["vk", "vk"]
+    assert all(
+        p.file_ref.startswith("https://vk.invalid/") or "/photos/" in p.file_ref for p in photos
+    )
+    # Every message to the resident carried a random_id, each a different one.
+    sends = vk.fake.find("messages.send")
+    assert sends and all(int(c.params["random_id"]) > 0 for c in sends)
+    assert len({c.params["random_id"] for c in sends}) == len(sends)
+    # Every button press was answered (the spinner stops).
+    assert vk.fake.pending_event_ids == set()
+
+    # The card goes to the coordinators (no group is bound) with the VK photos as uploads.
+    await drain(vk.worker)
+    card = next(s for s in vk.sender.to(COORDINATOR) if s.method == "text" and number in s.text)
+    assert "VK" in card.text and "Мария" in card.text
+    album = next(s for s in vk.sender.to(COORDINATOR) if s.method == "photos")
+    assert album.uploaded == 2 and vk.sender.fetched == [p.file_ref for p in photos]
+
+
+async def test_an_event_handed_over_twice_changes_nothing_twice(vk: VkHarness) -> None:
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    categories = vk.last_with(RESIDENT, "i:category:")
+    await vk.presses(RESIDENT, categories, "i:category:roads")
+    vk.fake.write(RESIDENT, "Не горит фонарь во дворе дома уже неделю")
+    event = vk.fake.events[-1]
+    await vk.poller.handle_batch([event])
+    sent_before = len(vk.fake.sent)
+    await vk.poller.handle_batch([event])  # a restart before the ts was stored
+
+    assert len(vk.fake.sent) == sent_before  # nothing answered twice
+    async with vk.db.uow() as uow:
+        draft = await uow.drafts.get("vk", str(RESIDENT))
+        claims = await uow.session.scalar(select(func.count()).select_from(ProcessedEvent))
+    assert draft is not None and draft.step == "address"  # not taken as the address
+    assert draft.data["description"] == "Не горит фонарь во дворе дома уже неделю"
+    assert claims == 3  # start, category, description: one claim each
+
+
+async def test_odd_input_gets_a_clear_answer_and_the_draft_stays(vk: VkHarness) -> None:
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    await vk.presses(RESIDENT, vk.last_with(RESIDENT, "i:category:"), "i:category:housing")
+
+    sticker = {"type": "sticker", "sticker": {"sticker_id": 1}}
+    said = await vk.says(RESIDENT, attachments=[sticker])
+    assert said[0].text.startswith(texts.UNSUPPORTED["sticker"])
+    voice = {"type": "audio_message", "audio_message": {"duration": 3}}
+    said = await vk.says(RESIDENT, attachments=[voice])
+    assert said[0].text.startswith(texts.UNSUPPORTED["voice"])
+    said = await vk.says(RESIDENT, "я" * 10_000)
+    assert str(texts.MAX_DESCRIPTION) in said[0].text
+    forged = await vk.says(RESIDENT, "✅ Отправить", payload=json.dumps({"a": "i:confirm:submit"}))
+    assert forged[0].text.startswith(texts.STALE_BUTTON)
+    junk = await vk.says(RESIDENT, "кнопка", payload="{not json")
+    assert junk  # answered as text at the description step
+    unknown = await vk.says(RESIDENT, "/bind roads")
+    assert unknown[0].text == texts.UNKNOWN_COMMAND
+
+    async with vk.db.uow() as uow:
+        draft = await uow.drafts.get("vk", str(RESIDENT))
+    assert draft is not None and draft.step == "description"
+    assert draft.data["category"] == "housing"
+
+
+async def test_my_appeals_and_the_resident_verdict(vk: VkHarness, config: CoreConfig) -> None:
+    number = await file_appeal(vk, photos=0)
+    said = await vk.says(RESIDENT, "/my")
+    assert number in said[0].text
+
+    async with vk.db.uow() as uow:
+        appeal = await uow.appeals.by_number(number)
+    assert appeal is not None
+    coordinator = StaffActor(COORDINATOR, "Координатор", COORDINATOR, is_coordinator=True)
+    assert (await vk.staff.resolve(coordinator, appeal.id)).ok
+    await drain(vk.worker)
+    question = next(s for s in vk.sender.to(RESIDENT) if any(a.startswith("f:") for a in s.actions))
+    # The outbox message for VK carries its random_id from the moment it was written.
+    assert question.key > 0
+    # The verdict buttons arrive as VK callback buttons; pressing «Не решена» reopens it.
+    fake_sent = Sent(
+        1,
+        RESIDENT,
+        1,
+        question.text,
+        {
+            "inline": True,
+            "buttons": [
+                [
+                    {
+                        "action": {
+                            "type": "callback",
+                            "label": b.text,
+                            "payload": json.dumps({"a": b.action}),
+                        }
+                    }
+                    for b in row
+                ]
+                for row in question.keyboard.rows
+            ],
+        }
+        if question.keyboard
+        else None,
+        [],
+    )
+    await vk.presses(RESIDENT, fake_sent, f"f:{appeal.id}:no")
+    async with vk.db.uow() as uow:
+        reopened = await uow.appeals.get(appeal.id)
+    assert reopened is not None and reopened.status == Status.REOPENED.value
+
+
+async def test_a_reply_to_a_notice_reaches_the_department(vk: VkHarness) -> None:
+    number = await file_appeal(vk, photos=0)
+    await drain(vk.worker)
+    async with vk.db.uow() as uow:
+        appeal = await uow.appeals.by_number(number)
+        assert appeal is not None
+        # The acceptance notice as VK delivered it: remembered under its VK message id.
+        await uow.cards.add(appeal.id, RESIDENT, 777, "notice")
+        await uow.commit()
+    notice = Sent(777, RESIDENT, 1, "Обращение принято", None, [])
+    said = await vk.says(
+        RESIDENT,
+        "Добавлю: яма стала больше",
+        attachments=[vk.fake.photo_attachment()],
+        reply_to=notice,
+    )
+    assert number in said[0].text
+    await drain(vk.worker)
+    comment = [s for s in vk.sender.to(COORDINATOR) if "яма стала больше" in s.text]
+    assert comment and comment[0].method == "photos" and comment[0].uploaded == 1
+
+
+async def test_group_conversations_and_other_communities_are_ignored(vk: VkHarness) -> None:
+    vk.fake.write(RESIDENT, "Здравствуйте")
+    vk.fake.events[-1]["object"]["message"]["peer_id"] = 2_000_000_007
+    await vk.deliver()
+    assert vk.fake.sent == []
+    async with vk.db.uow() as uow:
+        drafts = await uow.session.scalar(select(func.count()).select_from(Draft))
+        appeals = await uow.session.scalar(select(func.count()).select_from(Appeal))
+        photos = await uow.session.scalar(select(func.count()).select_from(AppealPhoto))
+    assert (drafts, appeals, photos) == (0, 0, 0)
