@@ -25,7 +25,7 @@ EVENT_TITLES = {
     "rejected": "отклонено:",
     "confirmed": "житель подтвердил решение",
     "reopened": "житель: не решено — возобновлено,",
-    "unreachable": "житель недоступен: заблокировал бота",
+    "unreachable": "житель недоступен: не принимает сообщения",
     "comment": "житель дополнил обращение",
 }
 PLATFORM_TITLES = {"telegram": "Telegram", "vk": "VK"}
@@ -99,7 +99,8 @@ async def render_card(
     contact = f" · 📞 {appeal.phone}" if appeal.phone else ""
     header.append(f"Источник: {source} · {who}{contact}")
     if resident and resident.unreachable:
-        header.append("⚠️ Житель недоступен (заблокировал бота): уведомления не доставляются")
+        why = "закрыл сообщения сообщества" if appeal.platform == "vk" else "заблокировал бота"
+        header.append(f"⚠️ Житель недоступен ({why}): уведомления не доставляются")
     if department is not None and department.chat_id is None and not frozen:
         header.append(
             f"⚠️ У подразделения «{department.name}» нет группы: обращение у координаторов."
