@@ -158,6 +158,7 @@ async def run(settings: Settings) -> None:
         for task in fronts:
             task.cancel()
         await asyncio.gather(*fronts, return_exceptions=True)
+        log.info("stopping: fronts closed, finishing the message in flight")
         stop.set()
         worker.wake()
         await worker_task
@@ -166,3 +167,4 @@ async def run(settings: Settings) -> None:
         if vk is not None:
             await vk.close()
         await db.factory.kw["bind"].dispose()
+        log.info("stopped")

@@ -91,6 +91,7 @@ class FakeVK:
         self.answered_event_ids: list[str] = []
         self.injected: list[tuple[str, int, int]] = []  # method, code, times
         self.long_polls = 0
+        self._closing = False
         self._seq = itertools.count(1)
         self._ids = itertools.count(1001)
         self._photo_ids = itertools.count(457239001)
@@ -114,6 +115,8 @@ class FakeVK:
         self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self._closing = True  # open long polls return now instead of after their wait
+        await self._notify()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -300,7 +303,7 @@ class FakeVK:
         self.long_polls += 1
         deadline = time.monotonic() + wait
         async with self._changed:
-            while len(self.events) <= ts and time.monotonic() < deadline:
+            while len(self.events) <= ts and time.monotonic() < deadline and not self._closing:
                 try:
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
                 except TimeoutError:
