@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from bot.core.durations import parse_duration
 from bot.settings import SettingsError, load_settings
+from tests.fakes.fake_vk import FakeVK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +72,50 @@ def test_durations() -> None:
     for bad in ("", "PT", "P", "8h", "-5", "0", "PT0S"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_vk_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    monkeypatch.setenv("VK_TOKEN", "vk1.a.community-token-0123456789")
+    monkeypatch.setenv("VK_GROUP_ID", "club229876543")
+    monkeypatch.setenv("VK_API_URL", "http://127.0.0.1:9000/method")
+    settings = load_settings(_env_file=None)
+    assert settings.bot_token is None
+    assert settings.vk_group_id == 229876543
+    assert settings.vk_api_url == "http://127.0.0.1:9000/method/"
+    monkeypatch.setenv("VK_GROUP_ID", "")
+    monkeypatch.setenv("VK_API_URL", "")
+    settings = load_settings(_env_file=None)
+    assert settings.vk_group_id is None and settings.vk_api_url == "https://api.vk.com/method/"
+    monkeypatch.setenv("VK_TOKEN", "short")
+    with pytest.raises(SettingsError, match="Setting VK_TOKEN is malformed"):
+        load_settings(_env_file=None)
+
+
+async def test_a_token_vk_rejects_stops_with_one_line(tmp_path: Path) -> None:
+    fake = FakeVK("vk1.a.the-right-token-0123456789")
+    await fake.start()
+    try:
+        clean = {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
+        clean.update(
+            PYTHONPATH=str(ROOT),
+            VK_TOKEN="vk1.a.a-revoked-token-0123456789",
+            VK_API_URL=fake.api_url,
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            env=clean,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await fake.stop()
+    assert process.returncode == 2
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("Setting VK_TOKEN was rejected by VK")
+    assert "Traceback" not in stderr.decode()
