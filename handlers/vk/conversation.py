@@ -5,6 +5,7 @@ Thin: a VK event becomes the core's plain input, one core call, the replies rend
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -17,7 +18,7 @@ from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeResult, IntakeService
 from bot.core.model import InputKind, IntakeInput, Reply, ResidentRef
-from bot.core.ports import PhotoRef
+from bot.core.ports import DeliveryError, PhotoRef, RetryAfter
 from handlers.vk.client import VkClient
 from handlers.vk.inputs import button_action, intake_input, resident_of
 from handlers.vk.render import keyboard_json
@@ -84,13 +85,17 @@ class VkConversation:
         user_id, peer_id = int(body.get("user_id") or 0), int(body.get("peer_id") or 0)
         if user_id <= 0 or peer_id != user_id:
             return
-        # Stops the button's spinner; what the press did comes as messages.
-        await self.client.call(
-            "messages.sendMessageEventAnswer",
-            event_id=str(body.get("event_id") or ""),
-            user_id=user_id,
-            peer_id=peer_id,
-        )
+        # Stops the button's spinner; what the press did comes as messages. A press handled
+        # after a restart may be too old to answer: the press itself still counts.
+        try:
+            await self.client.call(
+                "messages.sendMessageEventAnswer",
+                event_id=str(body.get("event_id") or ""),
+                user_id=user_id,
+                peer_id=peer_id,
+            )
+        except DeliveryError as exc:
+            log.info("button press not answered: %s", exc)
         action = button_action(body.get("payload"))
         who = resident_of(user_id, peer_id, await self.client.first_name(user_id))
         if action is None:
@@ -158,9 +163,16 @@ class VkConversation:
         # repeats the same random_ids, and VK drops the repeats.
         key = current_event_key() or uuid.uuid4().hex
         for index, reply in enumerate(replies):
-            await self.client.send(
-                int(who.chat_id),
-                derived_random_id(key, index),
-                reply.text,
-                keyboard_json(reply.keyboard, callbacks),
-            )
+            for attempt in range(3):
+                try:
+                    await self.client.send(
+                        int(who.chat_id),
+                        derived_random_id(key, index),
+                        reply.text,
+                        keyboard_json(reply.keyboard, callbacks),
+                    )
+                    break
+                except RetryAfter as exc:  # VK asked for a pause: the same random_id again
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(exc.seconds)

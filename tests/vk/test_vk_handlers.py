@@ -260,3 +260,16 @@ async def test_group_conversations_and_other_communities_are_ignored(vk: VkHarne
         appeals = await uow.session.scalar(select(func.count()).select_from(Appeal))
         photos = await uow.session.scalar(select(func.count()).select_from(AppealPhoto))
     assert (drafts, appeals, photos) == (0, 0, 0)
+
+
+async def test_a_press_too_old_to_answer_still_counts(vk: VkHarness) -> None:
+    """After a restart, VK no longer takes an answer to an old press; the press is kept."""
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    event_id = vk.fake.press(RESIDENT, vk.last_with(RESIDENT, "i:category:"), "i:category:roads")
+    vk.fake.pending_event_ids.discard(event_id)  # expired: sendMessageEventAnswer fails
+    await vk.deliver()
+    assert [c.error for c in vk.fake.find("messages.sendMessageEventAnswer")] == [100]
+    assert texts.ASK_DESCRIPTION.split(":")[0] in vk.fake.texts_to(RESIDENT)[-1]
+    async with vk.db.uow() as uow:
+        draft = await uow.drafts.get("vk", str(RESIDENT))
+    assert draft is not None and draft.step == "description"
