@@ -57,11 +57,13 @@ class CatalogRepo:
         categories = {c.code: c for c in (await self.session.scalars(select(Category)))}
         for cspec in catalog.categories:
             seconds = int(cspec.answer_deadline.total_seconds()) if cspec.answer_deadline else None
+            solution = cspec.solution_deadline
             values = {
                 "title": cspec.title,
                 "emoji": cspec.emoji,
                 "department_id": departments[cspec.department].id,
                 "answer_deadline_seconds": seconds,
+                "solution_deadline_seconds": int(solution.total_seconds()) if solution else None,
                 "regional": cspec.regional,
                 "position": cspec.position,
                 "active": True,
