@@ -18,6 +18,7 @@ from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
 from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
 from bot.core.routing import RoutingService
+from bot.scheduler import start_deadline_scan
 from bot.settings import Settings
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
@@ -40,6 +41,12 @@ def core_config(settings: Settings) -> CoreConfig:
         tz=settings.tz,
         answer_deadline=settings.answer_deadline,
         coordinator_ids=tuple(settings.coordinator_ids),
+        solution_deadline=settings.solution_deadline,
+        reminder_share=settings.reminder_at,
+        escalation_delays=tuple(settings.escalation_delays),
+        deputy_chat_ids=tuple(settings.deputy_chat_ids),
+        head_chat_ids=tuple(settings.head_chat_ids),
+        schedule=settings.schedule,
     )
 
 
@@ -116,6 +123,7 @@ async def run(settings: Settings) -> None:
         log.warning("COORDINATOR_IDS is empty: nobody can /bind groups or see unrouted appeals")
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))
+    scheduler = start_deadline_scan(db, config, worker, settings.scan_interval)
     try:
         await wait_for_api(bot)
         await check_coordinators(bot, config.coordinator_ids)
@@ -127,6 +135,7 @@ async def run(settings: Settings) -> None:
             bot, allowed_updates=dispatcher.resolve_used_update_types(), close_bot_session=False
         )
     finally:
+        scheduler.shutdown(wait=False)
         stop.set()
         worker.wake()
         await worker_task

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,6 +17,7 @@ from bot.core.catalog import Catalog
 from storage.models import (
     Appeal,
     AppealCounter,
+    AppealEscalation,
     AppealEvent,
     AppealPhoto,
     CardMessage,
@@ -28,6 +29,7 @@ from storage.models import (
 )
 
 OPEN_OR_RESOLVED = ("new", "in_work", "reopened", "resolved")
+OPEN = ("new", "in_work", "reopened")
 
 
 def utcnow() -> datetime:
@@ -591,6 +593,87 @@ class OutboxRepo:
         )
 
 
+class EscalationRepo:
+    """Reminder and escalation steps, and the queries the scheduler and /overdue run."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def due_appeals(self, now: datetime, limit: int) -> list[int]:
+        """Appeals the scheduler should look at now: a range on ix_appeals_next_check."""
+        rows = await self.session.scalars(
+            select(Appeal.id)
+            .where(Appeal.next_check_at <= now)
+            .order_by(Appeal.next_check_at, Appeal.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def done(self, appeal_id: int) -> set[tuple[str, datetime, int]]:
+        rows = await self.session.execute(
+            select(
+                AppealEscalation.kind, AppealEscalation.deadline_at, AppealEscalation.level
+            ).where(AppealEscalation.appeal_id == appeal_id)
+        )
+        return {(kind, deadline_at, level) for kind, deadline_at, level in rows}
+
+    async def add(
+        self, appeal_id: int, kind: str, deadline_at: datetime, level: int, at: datetime
+    ) -> None:
+        self.session.add(
+            AppealEscalation(
+                appeal_id=appeal_id, kind=kind, deadline_at=deadline_at, level=level, at=at
+            )
+        )
+        await self.session.flush()  # the unique key speaks now, inside this transaction
+
+    @staticmethod
+    def _overdue_filter(now: datetime, department_id: int | None) -> list[Any]:
+        """Open appeals past a pending deadline (see bot.core.deadlines for «pending»)."""
+        answer_missed = and_(
+            or_(Appeal.first_answer_at.is_(None), Appeal.status == "reopened"),
+            Appeal.deadline_at <= now,
+        )
+        solution_missed = Appeal.solution_deadline_at <= now
+        where: list[Any] = [Appeal.status.in_(OPEN), or_(answer_missed, solution_missed)]
+        if department_id is not None:
+            where.append(Appeal.department_id == department_id)
+        return where
+
+    @staticmethod
+    def _missed_at(now: datetime) -> Any:
+        """When the earliest missed deadline passed: the answer's if missed, else the solution's
+        (an answer deadline never falls after the solution deadline it belongs with)."""
+        answer_missed = and_(
+            or_(Appeal.first_answer_at.is_(None), Appeal.status == "reopened"),
+            Appeal.deadline_at <= now,
+        )
+        return case((answer_missed, Appeal.deadline_at), else_=Appeal.solution_deadline_at)
+
+    async def count_overdue(self, now: datetime, department_id: int | None) -> int:
+        query = (
+            select(func.count())
+            .select_from(Appeal)
+            .where(*self._overdue_filter(now, department_id))
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def overdue(
+        self, now: datetime, department_id: int | None, limit: int, offset: int
+    ) -> list[tuple[Appeal, str, datetime]]:
+        """(appeal, department name, missed since), by department then longest overdue."""
+        missed_at = self._missed_at(now).label("missed_at")
+        rows = await self.session.execute(
+            select(Appeal, Department.name, missed_at)
+            .join(Department, Department.id == Appeal.department_id)
+            .where(*self._overdue_filter(now, department_id))
+            .order_by(Department.name, missed_at, Appeal.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(appeal, name, when) for appeal, name, when in rows]
+
+
 class UnitOfWork:
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory
@@ -603,6 +686,7 @@ class UnitOfWork:
         self.appeals = AppealRepo(self.session)
         self.cards = CardRepo(self.session)
         self.outbox = OutboxRepo(self.session)
+        self.escalations = EscalationRepo(self.session)
         return self
 
     async def commit(self) -> None:

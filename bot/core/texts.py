@@ -235,3 +235,39 @@ def unresolved(number: str) -> str:
         f"Обращение № {number}: отдел продолжает работу — отметка «решено» снята. "
         "Подтверждать пока ничего не нужно, мы сообщим о результате."
     )
+
+
+def _executor(taken_by: str | None) -> str:
+    return f"исполнитель: {taken_by}" if taken_by else "исполнитель не назначен"
+
+
+def deadline_reminder(
+    number: str, what: str, deadline: str, department: str, taken_by: str | None
+) -> str:
+    return (
+        f"⏰ Напоминание: срок {what} по обращению № {number} истекает {deadline}.\n"
+        f"{department}, {_executor(taken_by)}.\n"
+        f"Карточка: /appeal {number}"
+    )
+
+
+def escalation(
+    number: str,
+    what: str,
+    level: int,
+    deadline: str,
+    late: str,
+    department: str,
+    taken_by: str | None,
+) -> str:
+    return (
+        f"🔴 Просрочен срок {what} по обращению № {number} — эскалация, уровень {level}.\n"
+        f"Срок был до {deadline}, просрочено на {late}.\n"
+        f"{department}, {_executor(taken_by)}.\n"
+        f"Карточка: /appeal {number}"
+    )
+
+
+def deadline_extended(number: str, what: str, deadline: str, reason: str) -> str:
+    reason = reason.rstrip(". ")
+    return f"Срок {what} по обращению № {number} продлён до {deadline}.\nПричина: {reason}."
