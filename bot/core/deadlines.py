@@ -67,8 +67,12 @@ def pending_deadlines(appeal: Appeal) -> list[tuple[str, datetime]]:
     running: list[tuple[str, datetime]] = []
     if answer_pending(appeal):
         running.append((ANSWER, appeal.deadline_at))
-    if solution_pending(appeal) and appeal.solution_deadline_at is not None:
-        running.append((SOLUTION, appeal.solution_deadline_at))
+    solution = appeal.solution_deadline_at
+    if solution_pending(appeal) and solution is not None:
+        # A solution due no later than the pending answer (an extended answer deadline pushes
+        # it along) is chased by the answer's steps alone: one reminder, not two at once.
+        if not running or solution > appeal.deadline_at:
+            running.append((SOLUTION, solution))
     return running
 
 
