@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -109,11 +110,14 @@ def render(result: OverduePage) -> tuple[str, Keyboard | None]:
 class OverdueService:
     """Who may see which overdue appeals, and the page they see."""
 
-    def __init__(self, db: Database, config: CoreConfig) -> None:
+    def __init__(
+        self, db: Database, config: CoreConfig, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.db = db
         self.config = config
+        self.clock = clock  # tests put time under their control
 
-    async def view(self, actor: StaffActor, page: int, now: datetime | None = None) -> Outcome:
+    async def view(self, actor: StaffActor, page: int) -> Outcome:
         """A coordinator's private chat sees every department; a bound group its own."""
         if actor.chat_id > 0:
             if not actor.is_coordinator:
@@ -125,6 +129,6 @@ class OverdueService:
             if department is None:
                 return Outcome(ok=False, notice=UNBOUND_GROUP)
             department_id = department.id
-        result = await overdue(self.db, self.config, now or utcnow(), department_id, page)
+        result = await overdue(self.db, self.config, self.clock(), department_id, page)
         text, keyboard = render(result)
         return Outcome(ok=True, notice=text, keyboard=keyboard)
