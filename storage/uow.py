@@ -305,10 +305,17 @@ class AppealRepo:
         return list(rows)
 
     async def add_event(
-        self, appeal_id: int, kind: str, actor: str | None = None, detail: str | None = None
+        self,
+        appeal_id: int,
+        kind: str,
+        actor: str | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
     ) -> None:
         self.session.add(
-            AppealEvent(appeal_id=appeal_id, at=utcnow(), kind=kind, actor=actor, detail=detail)
+            AppealEvent(
+                appeal_id=appeal_id, at=at or utcnow(), kind=kind, actor=actor, detail=detail
+            )
         )
 
     async def events(self, appeal_id: int) -> list[AppealEvent]:

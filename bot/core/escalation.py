@@ -78,14 +78,16 @@ async def _take_step(
         text = texts.deadline_reminder(
             appeal.number, what, deadline, dept_name, appeal.taken_by_name
         )
-        await uow.appeals.add_event(appeal.id, "reminder", detail=f"срок {what} до {deadline}")
+        await uow.appeals.add_event(
+            appeal.id, "reminder", detail=f"срок {what} до {deadline}", at=now
+        )
     else:
         late = format_span(now - step.deadline_at)
         text = texts.escalation(
             appeal.number, what, step.level, deadline, late, dept_name, appeal.taken_by_name
         )
         detail = f"уровень {step.level}, срок {what} был до {deadline}"
-        await uow.appeals.add_event(appeal.id, "escalated", detail=detail)
+        await uow.appeals.add_event(appeal.id, "escalated", detail=detail, at=now)
     for chat_id in await escalation_chats(uow, config, appeal, step.level):
         await uow.outbox.add(
             notify.STAFF_PLATFORM, chat_id, "text", {"text": text}, appeal_id=appeal.id

@@ -62,11 +62,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("appeal_escalations")
-    with op.batch_alter_table("appeals", schema=None) as batch_op:
-        batch_op.drop_index("ix_appeals_next_check")
-        batch_op.drop_index("ix_appeals_status_solution_deadline")
-        batch_op.drop_column("next_check_at")
-        batch_op.drop_column("solution_deadline_at")
-
-    with op.batch_alter_table("categories", schema=None) as batch_op:
-        batch_op.drop_column("solution_deadline_seconds")
+    op.drop_index("ix_appeals_next_check", table_name="appeals")
+    op.drop_index("ix_appeals_status_solution_deadline", table_name="appeals")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35): a batch would copy the table, which
+    # other tables reference and the bot's connections enforce foreign keys on.
+    op.drop_column("appeals", "next_check_at")
+    op.drop_column("appeals", "solution_deadline_at")
+    op.drop_column("categories", "solution_deadline_seconds")
