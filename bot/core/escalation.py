@@ -25,7 +25,8 @@ from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-SCAN_BATCH = 200
+# Appeals per transaction: short write locks (SQLite has one writer) even in a burst of steps.
+SCAN_BATCH = 50
 
 
 async def scan(db: Database, config: CoreConfig, now: datetime, batch: int = SCAN_BATCH) -> int:
@@ -84,7 +85,14 @@ async def _take_step(
     else:
         late = format_span(now - step.deadline_at)
         text = texts.escalation(
-            appeal.number, what, step.level, deadline, late, dept_name, appeal.taken_by_name
+            appeal.number,
+            what,
+            step.level,
+            deadline,
+            late,
+            dept_name,
+            appeal.taken_by_name,
+            card_hint=step.level == 1,
         )
         detail = f"уровень {step.level}, срок {what} был до {deadline}"
         await uow.appeals.add_event(appeal.id, "escalated", detail=detail, at=now)

@@ -260,13 +260,15 @@ def escalation(
     late: str,
     department: str,
     taken_by: str | None,
+    card_hint: bool,
 ) -> str:
-    return (
+    text = (
         f"🔴 Просрочен срок {what} по обращению № {number} — эскалация, уровень {level}.\n"
         f"Срок был до {deadline}, просрочено на {late}.\n"
-        f"{department}, {_executor(taken_by)}.\n"
-        f"Карточка: /appeal {number}"
+        f"{department}, {_executor(taken_by)}."
     )
+    # /appeal works in the department's group and for coordinators, not in a deputy's chat.
+    return text + f"\nКарточка: /appeal {number}" if card_hint else text
 
 
 def deadline_extended(number: str, what: str, deadline: str, reason: str) -> str:

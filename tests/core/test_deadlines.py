@@ -229,3 +229,54 @@ async def test_a_closed_appeal_cannot_be_extended(db: Database, short: CoreConfi
     outcome = await world.staff.extend(IVAN, appeal_id, 3, "Причина")
     assert not outcome.ok and outcome.notice == "Обращение уже закрыто."
     assert await scan(db, short, datetime.max.replace(year=9000, tzinfo=short.tz)) == 0
+
+
+async def test_after_the_answer_an_extension_moves_the_solution_deadline(
+    db: Database, short: CoreConfig
+) -> None:
+    world = await make_world(db, short)
+    appeal_id, number = await world.file(ANNA, "roads")
+    assert (await world.staff.answer(IVAN, appeal_id, "Приняли, выедем")).ok
+    filed = await appeal_row(db, appeal_id)
+    assert filed.solution_deadline_at is not None
+    assert (await world.staff.extend(IVAN, appeal_id, 7, "Ремонт в плане на следующую неделю")).ok
+    moved = await appeal_row(db, appeal_id)
+    assert moved.deadline_at == filed.deadline_at  # the answer was given: its deadline stays
+    assert moved.solution_deadline_at == filed.solution_deadline_at + timedelta(days=7)
+    await drain(world.worker)
+    shown = short.format_moment(moved.solution_deadline_at)
+    assert world.sender.texts_to(ANNA.chat_id)[-1] == texts.deadline_extended(
+        number, "решения", shown, "Ремонт в плане на следующую неделю"
+    )
+    # The old solution deadline passes quietly; overdue only after the new one.
+    quiet = filed.solution_deadline_at + timedelta(hours=1)
+    assert await scan(db, short, quiet) == 0
+    assert (await overdue(db, short, quiet, None, 0)).total == 0
+    assert await scan(db, short, moved.solution_deadline_at - timedelta(minutes=30)) == 1
+    late = moved.solution_deadline_at + timedelta(minutes=1)
+    assert await scan(db, short, late) == 1
+    assert (await steps_taken(db, appeal_id))[-2:] == [("solution", 0), ("solution", 1)]
+    assert (await overdue(db, short, late, None, 0)).total == 1
+
+
+async def test_reopened_appeal_gets_new_deadlines_and_a_fresh_chain(
+    db: Database, short: CoreConfig
+) -> None:
+    world = await make_world(db, short)
+    appeal_id, _number = await world.file(ANNA, "roads")
+    filed = await appeal_row(db, appeal_id)
+    assert await scan(db, short, filed.deadline_at + timedelta(minutes=1)) == 1  # level 1
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    assert (await world.staff.resident_feedback(ANNA, appeal_id, solved=False)).ok
+    reopened = await appeal_row(db, appeal_id)
+    assert reopened.deadline_at > filed.deadline_at  # the resident's word restarts the clock
+    assert reopened.solution_deadline_at == reopened.deadline_at + timedelta(hours=3)
+    # Reopened: the department owes a new answer, though it answered («Решено») before.
+    assert await scan(db, short, reopened.deadline_at + timedelta(minutes=1)) == 1
+    assert [s for s in await steps_taken(db, appeal_id) if s[0] == "answer"] == [
+        ("answer", 1),
+        ("answer", 1),
+    ]
+    assert (await world.staff.take(IVAN, appeal_id)).ok
+    later = reopened.deadline_at + timedelta(minutes=40)
+    assert await scan(db, short, later) == 0  # taken up again: the answer chain stops
