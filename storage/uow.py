@@ -635,27 +635,29 @@ class EscalationRepo:
         await self.session.flush()  # the unique key speaks now, inside this transaction
 
     @staticmethod
-    def _overdue_filter(now: datetime, department_id: int | None) -> list[Any]:
-        """Open appeals past a pending deadline (see bot.core.deadlines for «pending»)."""
-        answer_missed = and_(
+    def _answer_missed(now: datetime) -> Any:
+        """The answer is still owed (see bot.core.deadlines.answer_pending) and overdue."""
+        return and_(
             or_(Appeal.first_answer_at.is_(None), Appeal.status == "reopened"),
             Appeal.deadline_at <= now,
         )
+
+    @classmethod
+    def _overdue_filter(cls, now: datetime, department_id: int | None) -> list[Any]:
+        """Open appeals past a pending deadline."""
         solution_missed = Appeal.solution_deadline_at <= now
-        where: list[Any] = [Appeal.status.in_(OPEN), or_(answer_missed, solution_missed)]
+        where: list[Any] = [Appeal.status.in_(OPEN), or_(cls._answer_missed(now), solution_missed)]
         if department_id is not None:
             where.append(Appeal.department_id == department_id)
         return where
 
-    @staticmethod
-    def _missed_at(now: datetime) -> Any:
+    @classmethod
+    def _missed_at(cls, now: datetime) -> Any:
         """When the earliest missed deadline passed: the answer's if missed, else the solution's
         (an answer deadline never falls after the solution deadline it belongs with)."""
-        answer_missed = and_(
-            or_(Appeal.first_answer_at.is_(None), Appeal.status == "reopened"),
-            Appeal.deadline_at <= now,
+        return case(
+            (cls._answer_missed(now), Appeal.deadline_at), else_=Appeal.solution_deadline_at
         )
-        return case((answer_missed, Appeal.deadline_at), else_=Appeal.solution_deadline_at)
 
     async def count_overdue(self, now: datetime, department_id: int | None) -> int:
         query = (

@@ -37,20 +37,9 @@ __all__ = [
     "DENIED",
     "EXTENSION_DAYS",
     "StaffService",
-    "days_label",
     "deadline_for",
     "submit",
 ]
-
-
-def days_label(days: int) -> str:
-    if days % 10 == 1 and days % 100 != 11:
-        word = "день"
-    elif days % 10 in (2, 3, 4) and days % 100 not in (12, 13, 14):
-        word = "дня"
-    else:
-        word = "дней"
-    return f"+{days} {word}"
 
 
 async def submit(
@@ -156,7 +145,8 @@ class StaffService:
                 return Outcome(ok=True, notice="Причина отклонения?", keyboard=inline(*reasons))
             if which == "extend":
                 spans = [
-                    Button(days_label(days), f"s:ext:{appeal.id}:{days}") for days in EXTENSION_DAYS
+                    Button(texts.days_label(days), f"s:ext:{appeal.id}:{days}")
+                    for days in EXTENSION_DAYS
                 ]
                 rows = [spans[:3], spans[3:], [Button("« Назад", f"s:back:{appeal.id}")]]
                 what = KIND_TITLES[ANSWER if answer_pending(appeal) else SOLUTION]
@@ -182,7 +172,7 @@ class StaffService:
                     ok=True,
                     appeal_id=appeal.id,
                     prompt=f"№ {appeal.number}: ответьте на это сообщение причиной продления "
-                    f"срока ({days_label(days)}) — её увидит житель.",
+                    f"срока ({texts.days_label(days)}) — её увидит житель.",
                     prompt_purpose=f"extend_{days}",
                     keyboard=status_keyboard(appeal),  # the card gets its buttons back
                 )

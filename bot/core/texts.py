@@ -274,3 +274,14 @@ def escalation(
 def deadline_extended(number: str, what: str, deadline: str, reason: str) -> str:
     reason = reason.rstrip(". ")
     return f"Срок {what} по обращению № {number} продлён до {deadline}.\nПричина: {reason}."
+
+
+def days_label(days: int) -> str:
+    """«+1 день», «+3 дня», «+7 дней»: a button of «Продлить срок»."""
+    if days % 10 == 1 and days % 100 != 11:
+        word = "день"
+    elif days % 10 in (2, 3, 4) and days % 100 not in (12, 13, 14):
+        word = "дня"
+    else:
+        word = "дней"
+    return f"+{days} {word}"
