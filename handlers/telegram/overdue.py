@@ -13,12 +13,12 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
-from bot.core.model import Keyboard, inline
+from bot.core.model import Button, Keyboard, inline
 from bot.core.overdue import OverdueService
 from handlers.telegram.inputs import staff_of
 from handlers.telegram.render import inline_markup, markup
 
-OVERDUE_CALLBACK = re.compile(r"^ov:(p|c|t):(\d{1,12})$")
+OVERDUE_CALLBACK = re.compile(r"^ov:(p|c|t|to):(\d{1,12})(?::(\d{1,9}))?$")
 
 
 async def overdue_command(
@@ -30,12 +30,15 @@ async def overdue_command(
     await message.answer(outcome.notice, reply_markup=markup(outcome.keyboard))
 
 
-def _without_back(keyboard: Keyboard | None) -> Keyboard | None:
-    """The transfer menu sent as a message of its own has no card to go back to."""
+def _transfer_menu(keyboard: Keyboard | None) -> Keyboard | None:
+    """The card's transfer menu as a message of its own: no card to go back to, and its
+    choices come back here, so the message can say what was done instead of its buttons."""
     if keyboard is None:
         return None
     rows = [
-        list(row) for row in keyboard.rows if not any("s:back:" in (b.action or "") for b in row)
+        [Button(b.text, "ov:to:" + (b.action or "")[len("s:to:") :]) for b in row]
+        for row in keyboard.rows
+        if all((b.action or "").startswith("s:to:") for b in row)
     ]
     return inline(*rows)
 
@@ -52,7 +55,7 @@ async def overdue_button(
     if match is None or callback.message is None:
         await callback.answer("Эта кнопка устарела.")
         return
-    action, number = match.group(1), int(match.group(2))
+    action, number, target = match.group(1), int(match.group(2)), match.group(3)
     chat_id = callback.message.chat.id
     actor = staff_of(callback.from_user, chat_id, coordinator_ids)
     if action == "p":
@@ -74,13 +77,27 @@ async def overdue_button(
             worker.wake()
         await callback.answer(outcome.notice[:200] if outcome.notice else "Карточка ниже.")
         return
+    if action == "to" and target is not None:
+        outcome = await staff.transfer(actor, number, int(target))
+        if outcome.wrote_outbox:
+            worker.wake()
+        await callback.answer(outcome.notice[:200])
+        if outcome.ok:
+            with suppress(TelegramBadRequest):
+                await bot.edit_message_text(
+                    f"↪️ {outcome.notice}", chat_id=chat_id, message_id=callback.message.message_id
+                )
+        return
+    if action != "t":
+        await callback.answer("Эта кнопка устарела.")
+        return
     outcome = await staff.menu(actor, number, "transfer")
     if not outcome.ok:
         await callback.answer(outcome.notice[:200])
         return
     await callback.answer()
     await bot.send_message(
-        chat_id, outcome.notice, reply_markup=inline_markup(_without_back(outcome.keyboard))
+        chat_id, outcome.notice, reply_markup=inline_markup(_transfer_menu(outcome.keyboard))
     )
 
 

@@ -114,10 +114,29 @@ async def test_untouched_appeal_escalates_shows_in_overdue_and_leaves_it_when_an
     await harness.press(BOSS, f"ov:t:{appeal.id}")
     assert harness.said_to(COORDINATOR)[-1] == f"Кому передать № {appeal.number}?"
     actions = [a for row in last_markup(harness) for a in row]
-    assert actions and all(a.startswith(f"s:to:{appeal.id}:") for a in actions)
+    assert actions and all(a.startswith(f"ov:to:{appeal.id}:") for a in actions)
     # A department group cannot open another department's appeal from a forged button.
     await harness.press(STAFF, f"ov:c:{appeal.id}", chat_id=-100555)
     assert harness.toasts()[-1] == "Обращение здесь не найдено."
+
+    # Re-routed from the list: the menu message says so, the appeal is housing's now.
+    async with db.uow() as uow:
+        housing = next(d for d in await uow.catalog.departments() if d.code == "housing")
+    await harness.press(STAFF, f"ov:to:{appeal.id}:{housing.id}", chat_id=-100555)
+    assert harness.toasts()[-1] == "Это действие здесь недоступно."
+    await harness.press(BOSS, f"ov:to:{appeal.id}:{housing.id}", message_id=4242)
+    assert harness.toasts()[-1] == f"Передано: {housing.name}"
+    edit = harness.bot.recorder.of(EditMessageText)[-1]
+    assert edit.message_id == 4242 and edit.text == f"↪️ Передано: {housing.name}"
+    assert edit.reply_markup is None
+    async with db.uow() as uow:
+        moved = await uow.appeals.get(appeal.id)
+    assert moved is not None and moved.department_id == housing.id
+    await harness.send(STAFF, chat_id=GROUP, text="/overdue")
+    assert harness.said_to(GROUP)[-1] == "Просроченных обращений нет 👍"
+    async with db.uow() as uow:  # back to roads, to go on with its group
+        roads = next(d for d in await uow.catalog.departments() if d.code == "roads")
+    await harness.press(BOSS, f"ov:to:{appeal.id}:{roads.id}")
 
     # Staff answer the resident (a reply to the card): the appeal leaves /overdue.
     async with db.uow() as uow:
