@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bot.core import texts
 from bot.core.config import CoreConfig
-from bot.core.deadlines import KIND_TITLES, LEVEL_TITLES, REMINDER, pending_deadlines
+from bot.core.deadlines import KIND_TITLES, LEVEL_TITLES, escalation_levels
 from bot.core.model import Button, Keyboard, Status, inline
 from storage.models import Appeal, AppealEvent
 from storage.uow import UnitOfWork
@@ -151,14 +151,9 @@ async def render_card(
 
 async def escalation_lines(uow: UnitOfWork, appeal: Appeal) -> list[str]:
     """How far up the chain each pending deadline has gone, e.g. «уровень 2 (заместитель главы)»."""
-    done = await uow.escalations.done(appeal.id)
-    lines = []
-    for kind, deadline in pending_deadlines(appeal):
-        levels = [lvl for k, at, lvl in done if k == kind and at == deadline and lvl > REMINDER]
-        if levels:
-            level = max(levels)
-            lines.append(
-                f"🔺 Срок {KIND_TITLES[kind]} просрочен — эскалация: уровень {level} "
-                f"({LEVEL_TITLES.get(level, '')})"
-            )
-    return lines
+    levels = escalation_levels(appeal, await uow.escalations.done(appeal.id))
+    return [
+        f"🔺 Срок {KIND_TITLES[kind]} просрочен — эскалация: уровень {level} "
+        f"({LEVEL_TITLES.get(level, '')})"
+        for kind, level in levels.items()
+    ]

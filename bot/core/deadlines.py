@@ -122,6 +122,16 @@ def outstanding(step: PlannedStep, done: set[tuple[str, datetime, int]], now: da
     return not (step.level == REMINDER and now >= step.deadline_at)
 
 
+def escalation_levels(appeal: Appeal, done: set[tuple[str, datetime, int]]) -> dict[str, int]:
+    """The highest escalation level reached by each pending deadline (missing: none yet)."""
+    levels: dict[str, int] = {}
+    for kind, deadline in pending_deadlines(appeal):
+        reached = [lvl for k, at, lvl in done if k == kind and at == deadline and lvl > REMINDER]
+        if reached:
+            levels[kind] = max(reached)
+    return levels
+
+
 def format_span(span: timedelta) -> str:
     """«2 дн 3 ч», «5 ч 10 мин», «15 мин»: how late, at a glance."""
     minutes = max(int(span.total_seconds() // 60), 0)

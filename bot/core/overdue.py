@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.core.config import CoreConfig
-from bot.core.deadlines import ANSWER, KIND_TITLES, format_span, missed_deadline
+from bot.core.deadlines import (
+    ANSWER,
+    KIND_TITLES,
+    escalation_levels,
+    format_span,
+    missed_deadline,
+)
 from bot.core.model import Button, Keyboard, Outcome, StaffActor, inline
 from storage.uow import Database, utcnow
 
@@ -29,6 +35,7 @@ class OverdueItem:
     missed_at: datetime
     late: timedelta
     taken_by: str | None
+    level: int  # the escalation level reached (0: none yet)
 
 
 @dataclass(frozen=True)
@@ -56,9 +63,11 @@ async def overdue(
         pages = max(1, -(-total // page_size))
         page = min(max(page, 0), pages - 1)
         rows = await uow.escalations.overdue(now, department_id, page_size, page * page_size)
+        done = {appeal.id: await uow.escalations.done(appeal.id) for appeal, _, _ in rows}
     items = []
     for appeal, department, missed_at in rows:
         missed = missed_deadline(appeal, now)
+        levels = escalation_levels(appeal, done[appeal.id])
         items.append(
             OverdueItem(
                 appeal_id=appeal.id,
@@ -68,6 +77,7 @@ async def overdue(
                 missed_at=missed_at,
                 late=now - missed_at,
                 taken_by=appeal.taken_by_name,
+                level=max(levels.values(), default=0),
             )
         )
     return OverduePage(items=items, page=page, pages=pages, total=total)
@@ -86,9 +96,10 @@ def render(result: OverduePage) -> tuple[str, Keyboard | None]:
             department = item.department
             lines.append(f"\n{department}")
         executor = f"взял: {item.taken_by}" if item.taken_by else "исполнитель не назначен"
+        level = f"; 🔺 уровень {item.level}" if item.level else ""
         lines.append(
             f"• № {item.number} — срок {KIND_TITLES[item.kind]} истёк "
-            f"{format_span(item.late)} назад; {executor}"
+            f"{format_span(item.late)} назад; {executor}{level}"
         )
         rows.append(
             [

@@ -92,7 +92,7 @@ async def test_untouched_appeal_escalates_shows_in_overdue_and_leaves_it_when_an
     listing = harness.said_to(COORDINATOR)[-1]
     assert "Просроченные обращения: 1" in listing and "Управление дорожного хозяйства" in listing
     assert f"№ {appeal.number} — срок ответа истёк 1 ч 30 мин назад" in listing
-    assert "исполнитель не назначен" in listing
+    assert "исполнитель не назначен; 🔺 уровень 3" in listing
     assert last_markup(harness) == [[f"ov:c:{appeal.id}", f"ov:t:{appeal.id}"]]
 
     await harness.send(STAFF, chat_id=GROUP, text="/overdue")
