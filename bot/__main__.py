@@ -23,6 +23,8 @@ def main() -> int:
     # aiogram logs every update at INFO with the user's ids; keep that at WARNING.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # APScheduler announces every run of the minute's scan at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # vkbottle logs through loguru/logging at DEBUG/INFO with message texts: keep it quiet.
     logging.getLogger("vkbottle").setLevel(logging.WARNING)
     from aiogram.exceptions import TelegramUnauthorizedError

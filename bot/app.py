@@ -20,6 +20,7 @@ from bot.core.intake import IntakeService
 from bot.core.ports import Sender
 from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, RateLimiter
 from bot.core.routing import RoutingService
+from bot.scheduler import start_deadline_scan
 from bot.settings import Settings
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
@@ -45,6 +46,12 @@ def core_config(settings: Settings) -> CoreConfig:
         tz=settings.tz,
         answer_deadline=settings.answer_deadline,
         coordinator_ids=tuple(settings.coordinator_ids),
+        solution_deadline=settings.solution_deadline,
+        reminder_share=settings.reminder_at,
+        escalation_delays=tuple(settings.escalation_delays),
+        deputy_chat_ids=tuple(settings.deputy_chat_ids),
+        head_chat_ids=tuple(settings.head_chat_ids),
+        schedule=settings.schedule,
     )
 
 
@@ -141,6 +148,7 @@ async def run(settings: Settings) -> None:
         )
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))
+    scheduler = start_deadline_scan(db, config, worker, settings.scan_interval)
     fronts: list[asyncio.Task[None]] = []
     try:
         if vk is not None:
@@ -155,6 +163,7 @@ async def run(settings: Settings) -> None:
         for task in done:
             task.result()
     finally:
+        scheduler.shutdown(wait=False)
         for task in fronts:
             task.cancel()
         await asyncio.gather(*fronts, return_exceptions=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.durations import parse_duration
+from bot.core.workhours import WorkSchedule, parse_days, parse_hours
 
 VK_API_URL = "https://api.vk.com/method/"
 DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("categories.toml")
@@ -29,6 +30,16 @@ EXPECTED = {
     "ANSWER_DEADLINE": "a duration in seconds (28800) or ISO 8601 (PT8H, P1D)",
     "CATEGORIES_FILE": "a path to a readable TOML file with departments and categories",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+    "SOLUTION_DEADLINE": "a duration in seconds (259200) or ISO 8601 (P3D, PT48H)",
+    "REMINDER_AT": "a share of the deadline between 0 and 1, e.g. 0.75",
+    "ESCALATION_DELAYS": "up to three durations after the deadline, non-decreasing, "
+    "e.g. 0,PT4H,PT8H",
+    "DEPUTY_CHAT_IDS": "comma-separated Telegram chat ids, e.g. -1001234567890",
+    "HEAD_CHAT_IDS": "comma-separated Telegram chat ids, e.g. -1001234567890",
+    "SCAN_INTERVAL": "a duration in seconds (60) or ISO 8601 (PT1M)",
+    "WORKING_HOURS": "empty (calendar hours) or HH:MM-HH:MM, e.g. 09:00-18:00",
+    "WORKING_DAYS": "days of the week, Monday is 1, e.g. 1-5",
+    "HOLIDAYS": "comma-separated dates, e.g. 2027-01-01,2027-01-07",
 }
 
 
@@ -46,6 +57,17 @@ class Settings(BaseSettings):
     answer_deadline: timedelta = timedelta(hours=8)
     categories_file: Path = DEFAULT_CATEGORIES_FILE
     log_level: str = "INFO"
+    solution_deadline: timedelta = timedelta(days=3)
+    reminder_at: float = Field(default=0.75, gt=0, lt=1)
+    escalation_delays: Annotated[list[timedelta], NoDecode] = Field(
+        default_factory=lambda: [timedelta(0), timedelta(hours=4), timedelta(hours=8)]
+    )
+    deputy_chat_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    head_chat_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    scan_interval: timedelta = timedelta(minutes=1)
+    working_hours: str = ""
+    working_days: str = "1-5"
+    holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
 
     @field_validator("bot_token", "vk_token", mode="before")
     @classmethod
@@ -102,7 +124,7 @@ class Settings(BaseSettings):
             raise ValueError("unsupported driver")
         return value
 
-    @field_validator("coordinator_ids", mode="before")
+    @field_validator("coordinator_ids", "deputy_chat_ids", "head_chat_ids", mode="before")
     @classmethod
     def _ids(cls, value: Any) -> list[int]:
         if isinstance(value, list):
@@ -119,10 +141,41 @@ class Settings(BaseSettings):
             raise ValueError("unknown time zone") from exc
         return value
 
-    @field_validator("answer_deadline", mode="before")
+    @field_validator("answer_deadline", "solution_deadline", "scan_interval", mode="before")
     @classmethod
     def _deadline(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("escalation_delays", mode="before")
+    @classmethod
+    def _delays(cls, value: Any) -> list[timedelta]:
+        items = value if isinstance(value, list) else str(value or "").split(",")
+        delays = [_delay(item) for item in items if str(item).strip()]
+        if not 1 <= len(delays) <= 3 or delays != sorted(delays):
+            raise ValueError("one to three non-decreasing delays")
+        return delays
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        if value.strip():
+            opens, closes = parse_hours(value)
+            if opens >= closes:
+                raise ValueError("opens after it closes")
+        return value.strip()
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        parse_days(value)
+        return value
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _holidays(cls, value: Any) -> list[date]:
+        if isinstance(value, list):
+            return [v if isinstance(v, date) else date.fromisoformat(str(v)) for v in value]
+        return [date.fromisoformat(p.strip()) for p in str(value or "").split(",") if p.strip()]
 
     @field_validator("categories_file")
     @classmethod
@@ -141,6 +194,29 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def schedule(self) -> WorkSchedule | None:
+        """Working hours for deadlines, or None for calendar hours (WORKING_HOURS empty)."""
+        if not self.working_hours:
+            return None
+        opens, closes = parse_hours(self.working_hours)
+        return WorkSchedule(
+            tz=self.tz,
+            opens=opens,
+            closes=closes,
+            workdays=parse_days(self.working_days),
+            holidays=frozenset(self.holidays),
+        )
+
+
+def _delay(value: Any) -> timedelta:
+    """A duration that may be zero: level 1 usually comes the moment the deadline passes."""
+    if isinstance(value, timedelta) and value == timedelta(0):
+        return value
+    if str(value).strip().upper() in ("0", "PT0S"):
+        return timedelta(0)
+    return parse_duration(value)
 
 
 class SettingsError(Exception):

@@ -76,6 +76,7 @@ class Category(Base):
     emoji: Mapped[str] = mapped_column(String(16), default="")
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     answer_deadline_seconds: Mapped[int | None] = mapped_column(Integer)
+    solution_deadline_seconds: Mapped[int | None] = mapped_column(Integer)
     regional: Mapped[bool] = mapped_column(Boolean, default=False)
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -125,6 +126,8 @@ class Appeal(Base):
         Index("ix_appeals_department_status", "department_id", "status"),
         Index("ix_appeals_resident", "resident_id", "id"),
         Index("ix_appeals_created", "created_at"),
+        Index("ix_appeals_status_solution_deadline", "status", "solution_deadline_at"),
+        Index("ix_appeals_next_check", "next_check_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -152,6 +155,30 @@ class Appeal(Base):
     closed_at: Mapped[datetime | None]
     reject_reason: Mapped[str | None] = mapped_column(String(500))
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The current deadline for the solution (deadline_at is the one for the first answer);
+    # None for appeals filed before deadlines for solutions existed.
+    solution_deadline_at: Mapped[datetime | None]
+    # When the scheduler should next look at this appeal (a reminder or an escalation step
+    # may be due); None when nothing is pending. Keeps the scan an index range, not a sweep.
+    next_check_at: Mapped[datetime | None]
+
+
+class AppealEscalation(Base):
+    """A reminder (level 0) or escalation step (1…3) taken for one deadline of an appeal.
+
+    The unique key makes each step happen once per deadline, whatever the number of scans or
+    restarts; a moved deadline (extension, reopening) starts a fresh set of steps.
+    """
+
+    __tablename__ = "appeal_escalations"
+    __table_args__ = (UniqueConstraint("appeal_id", "kind", "deadline_at", "level"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # "answer" or "solution"
+    deadline_at: Mapped[datetime]
+    level: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
 
 
 class AppealPhoto(Base):

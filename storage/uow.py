@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +22,7 @@ from bot.core.catalog import Catalog
 from storage.models import (
     Appeal,
     AppealCounter,
+    AppealEscalation,
     AppealEvent,
     AppealPhoto,
     CardMessage,
@@ -35,6 +36,7 @@ from storage.models import (
 )
 
 OPEN_OR_RESOLVED = ("new", "in_work", "reopened", "resolved")
+OPEN = ("new", "in_work", "reopened")
 
 
 def utcnow() -> datetime:
@@ -64,11 +66,13 @@ class CatalogRepo:
         categories = {c.code: c for c in (await self.session.scalars(select(Category)))}
         for cspec in catalog.categories:
             seconds = int(cspec.answer_deadline.total_seconds()) if cspec.answer_deadline else None
+            solution = cspec.solution_deadline
             values = {
                 "title": cspec.title,
                 "emoji": cspec.emoji,
                 "department_id": departments[cspec.department].id,
                 "answer_deadline_seconds": seconds,
+                "solution_deadline_seconds": int(solution.total_seconds()) if solution else None,
                 "regional": cspec.regional,
                 "position": cspec.position,
                 "active": True,
@@ -308,10 +312,17 @@ class AppealRepo:
         return list(rows)
 
     async def add_event(
-        self, appeal_id: int, kind: str, actor: str | None = None, detail: str | None = None
+        self,
+        appeal_id: int,
+        kind: str,
+        actor: str | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
     ) -> None:
         self.session.add(
-            AppealEvent(appeal_id=appeal_id, at=utcnow(), kind=kind, actor=actor, detail=detail)
+            AppealEvent(
+                appeal_id=appeal_id, at=at or utcnow(), kind=kind, actor=actor, detail=detail
+            )
         )
 
     async def events(self, appeal_id: int) -> list[AppealEvent]:
@@ -659,6 +670,89 @@ def current_event_key() -> str | None:
     return claim.key if claim is not None else None
 
 
+class EscalationRepo:
+    """Reminder and escalation steps, and the queries the scheduler and /overdue run."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def due_appeals(self, now: datetime, limit: int) -> list[int]:
+        """Appeals the scheduler should look at now: a range on ix_appeals_next_check."""
+        rows = await self.session.scalars(
+            select(Appeal.id)
+            .where(Appeal.next_check_at <= now)
+            .order_by(Appeal.next_check_at, Appeal.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def done(self, appeal_id: int) -> set[tuple[str, datetime, int]]:
+        rows = await self.session.execute(
+            select(
+                AppealEscalation.kind, AppealEscalation.deadline_at, AppealEscalation.level
+            ).where(AppealEscalation.appeal_id == appeal_id)
+        )
+        return {(kind, deadline_at, level) for kind, deadline_at, level in rows}
+
+    async def add(
+        self, appeal_id: int, kind: str, deadline_at: datetime, level: int, at: datetime
+    ) -> None:
+        self.session.add(
+            AppealEscalation(
+                appeal_id=appeal_id, kind=kind, deadline_at=deadline_at, level=level, at=at
+            )
+        )
+        await self.session.flush()  # the unique key speaks now, inside this transaction
+
+    @staticmethod
+    def _answer_missed(now: datetime) -> Any:
+        """The answer is still owed (see bot.core.deadlines.answer_pending) and overdue."""
+        return and_(
+            or_(Appeal.first_answer_at.is_(None), Appeal.status == "reopened"),
+            Appeal.deadline_at <= now,
+        )
+
+    @classmethod
+    def _overdue_filter(cls, now: datetime, department_id: int | None) -> list[Any]:
+        """Open appeals past a pending deadline."""
+        solution_missed = Appeal.solution_deadline_at <= now
+        where: list[Any] = [Appeal.status.in_(OPEN), or_(cls._answer_missed(now), solution_missed)]
+        if department_id is not None:
+            where.append(Appeal.department_id == department_id)
+        return where
+
+    @classmethod
+    def _missed_at(cls, now: datetime) -> Any:
+        """When the earliest missed deadline passed: the answer's if missed, else the solution's
+        (an answer deadline never falls after the solution deadline it belongs with)."""
+        return case(
+            (cls._answer_missed(now), Appeal.deadline_at), else_=Appeal.solution_deadline_at
+        )
+
+    async def count_overdue(self, now: datetime, department_id: int | None) -> int:
+        query = (
+            select(func.count())
+            .select_from(Appeal)
+            .where(*self._overdue_filter(now, department_id))
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def overdue(
+        self, now: datetime, department_id: int | None, limit: int, offset: int
+    ) -> list[tuple[Appeal, str, datetime]]:
+        """(appeal, department name, missed since), by department then longest overdue."""
+        missed_at = self._missed_at(now).label("missed_at")
+        rows = await self.session.execute(
+            select(Appeal, Department.name, missed_at)
+            .join(Department, Department.id == Appeal.department_id)
+            .where(*self._overdue_filter(now, department_id))
+            .order_by(Department.name, missed_at, Appeal.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(appeal, name, when) for appeal, name, when in rows]
+
+
 class UnitOfWork:
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory
@@ -672,6 +766,7 @@ class UnitOfWork:
         self.cards = CardRepo(self.session)
         self.outbox = OutboxRepo(self.session)
         self.state = StateRepo(self.session)
+        self.escalations = EscalationRepo(self.session)
         return self
 
     async def commit(self) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -119,3 +119,36 @@ async def test_a_token_vk_rejects_stops_with_one_line(tmp_path: Path) -> None:
     last = stderr.decode().strip().splitlines()[-1]
     assert last.startswith("Setting VK_TOKEN was rejected by VK")
     assert "Traceback" not in stderr.decode()
+
+
+def test_deadline_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+    settings = load_settings(_env_file=None)
+    assert settings.solution_deadline == timedelta(days=3)
+    assert settings.escalation_delays == [timedelta(0), timedelta(hours=4), timedelta(hours=8)]
+    assert settings.schedule is None  # calendar hours unless WORKING_HOURS is set
+    monkeypatch.setenv("SOLUTION_DEADLINE", "P5D")
+    monkeypatch.setenv("ESCALATION_DELAYS", "0, PT1H")
+    monkeypatch.setenv("DEPUTY_CHAT_IDS", "-1001, -1002")
+    monkeypatch.setenv("WORKING_HOURS", "08:30-17:30")
+    monkeypatch.setenv("WORKING_DAYS", "1-6")
+    monkeypatch.setenv("HOLIDAYS", "2027-01-01,2027-01-07")
+    settings = load_settings(_env_file=None)
+    assert settings.solution_deadline == timedelta(days=5)
+    assert settings.escalation_delays == [timedelta(0), timedelta(hours=1)]
+    assert settings.deputy_chat_ids == [-1001, -1002]
+    schedule = settings.schedule
+    assert schedule is not None and schedule.workdays == frozenset(range(6))
+    assert date(2027, 1, 7) in schedule.holidays
+    for name, bad in (
+        ("ESCALATION_DELAYS", "PT4H,PT1H"),
+        ("ESCALATION_DELAYS", "0,1,2,3"),
+        ("REMINDER_AT", "1.5"),
+        ("WORKING_HOURS", "18:00-09:00"),
+        ("WORKING_DAYS", "0-9"),
+        ("HOLIDAYS", "tomorrow"),
+    ):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(SettingsError, match=f"Setting {name} is malformed"):
+            load_settings(_env_file=None)
+        monkeypatch.delenv(name)

@@ -9,22 +9,37 @@ from typing import Any
 from bot.core import notify, texts
 from bot.core.cards import status_keyboard
 from bot.core.config import CoreConfig
+from bot.core.deadlines import (
+    ANSWER,
+    KIND_TITLES,
+    SOLUTION,
+    answer_pending,
+    deadline_for,
+    set_deadlines,
+)
 from bot.core.model import Button, Outcome, ResidentRef, StaffActor, Status, inline
 from bot.core.numbering import appeal_number, normalize_number
 from bot.core.ports import PhotoRef
-from storage.models import Appeal, Category
+from storage.models import Appeal
 from storage.uow import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
 
 DENIED = "Это действие здесь недоступно."
 ACTIONABLE = (Status.NEW, Status.IN_WORK, Status.REOPENED)
+# «Продлить срок» offers these many days; the reason is asked for in a reply.
+EXTENSION_DAYS = (1, 3, 7, 14, 30)
+MAX_EXTENSION_REASON = 400
 
-
-def deadline_for(category: Category, config: CoreConfig) -> timedelta:
-    if category.answer_deadline_seconds:
-        return timedelta(seconds=category.answer_deadline_seconds)
-    return config.answer_deadline
+# deadline_for lived here first; it stays importable from here.
+__all__ = [
+    "ACTIONABLE",
+    "DENIED",
+    "EXTENSION_DAYS",
+    "StaffService",
+    "deadline_for",
+    "submit",
+]
 
 
 async def submit(
@@ -44,27 +59,26 @@ async def submit(
     now = utcnow()
     year = config.local(now).year
     seq = await uow.appeals.next_seq(year)
-    appeal = await uow.appeals.add(
-        Appeal(
-            number=appeal_number(year, seq),
-            year=year,
-            seq=seq,
-            resident_id=resident.id,
-            platform=who.platform.value,
-            category_id=category.id,
-            department_id=category.department_id,
-            description=str(data["description"]),
-            address=data.get("address"),
-            latitude=data.get("lat"),
-            longitude=data.get("lon"),
-            phone=data.get("phone"),
-            status=Status.NEW.value,
-            regional=category.regional,
-            created_at=now,
-            deadline_at=now + deadline_for(category, config),
-            reopened_count=0,
-        )
+    appeal = Appeal(
+        number=appeal_number(year, seq),
+        year=year,
+        seq=seq,
+        resident_id=resident.id,
+        platform=who.platform.value,
+        category_id=category.id,
+        department_id=category.department_id,
+        description=str(data["description"]),
+        address=data.get("address"),
+        latitude=data.get("lat"),
+        longitude=data.get("lon"),
+        phone=data.get("phone"),
+        status=Status.NEW.value,
+        regional=category.regional,
+        created_at=now,
+        reopened_count=0,
     )
+    set_deadlines(appeal, category, config, now)
+    appeal = await uow.appeals.add(appeal)
     for ref in data.get("photos", []):
         await uow.appeals.add_photo(appeal.id, "resident", who.platform.value, str(ref))
     await uow.appeals.add_event(appeal.id, "created")
@@ -117,7 +131,9 @@ class StaffService:
                     if d.id != appeal.department_id
                 ]
                 rows.append([Button("« Назад", f"s:back:{appeal.id}")])
-                return Outcome(ok=True, notice="Кому передать?", keyboard=inline(*rows))
+                return Outcome(
+                    ok=True, notice=f"Кому передать № {appeal.number}?", keyboard=inline(*rows)
+                )
             if which == "reject":
                 reasons = [
                     [Button("Не наша компетенция", f"s:rj:{appeal.id}:not_ours")],
@@ -127,7 +143,68 @@ class StaffService:
                     [Button("« Назад", f"s:back:{appeal.id}")],
                 ]
                 return Outcome(ok=True, notice="Причина отклонения?", keyboard=inline(*reasons))
+            if which == "extend":
+                spans = [
+                    Button(texts.days_label(days), f"s:ext:{appeal.id}:{days}")
+                    for days in EXTENSION_DAYS
+                ]
+                rows = [spans[:3], spans[3:], [Button("« Назад", f"s:back:{appeal.id}")]]
+                what = KIND_TITLES[ANSWER if answer_pending(appeal) else SOLUTION]
+                return Outcome(
+                    ok=True, notice=f"На сколько продлить срок {what}?", keyboard=inline(*rows)
+                )
             return Outcome(ok=True, keyboard=status_keyboard(appeal))
+
+    async def extend(
+        self, actor: StaffActor, appeal_id: int, days: int, reason: str = ""
+    ) -> Outcome:
+        """Move the running deadline (the answer's until answered, then the solution's) by
+        ``days`` calendar days; the resident is told the new date and the reason."""
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id)
+            if appeal is None or days not in EXTENSION_DAYS:
+                return Outcome(ok=False, notice=DENIED)
+            if Status(appeal.status) not in ACTIONABLE:
+                return Outcome(ok=False, notice="Обращение уже закрыто.")
+            reason = " ".join(reason.split())
+            if not reason:
+                return Outcome(
+                    ok=True,
+                    appeal_id=appeal.id,
+                    prompt=f"№ {appeal.number}: ответьте на это сообщение причиной продления "
+                    f"срока ({texts.days_label(days)}) — её увидит житель.",
+                    prompt_purpose=f"extend_{days}",
+                    keyboard=status_keyboard(appeal),  # the card gets its buttons back
+                )
+            if len(reason) > MAX_EXTENSION_REASON:
+                return Outcome(
+                    ok=False,
+                    notice=f"Причина длиннее {MAX_EXTENSION_REASON} символов — сократите и "
+                    "ответьте снова.",
+                )
+            now = utcnow()
+            span = timedelta(days=days)
+            kind = ANSWER if answer_pending(appeal) else SOLUTION
+            if kind == ANSWER:
+                appeal.deadline_at = max(appeal.deadline_at, now) + span
+                new_deadline = appeal.deadline_at
+                if appeal.solution_deadline_at is not None:
+                    appeal.solution_deadline_at = max(appeal.solution_deadline_at, new_deadline)
+            else:
+                appeal.solution_deadline_at = max(appeal.solution_deadline_at or now, now) + span
+                new_deadline = appeal.solution_deadline_at
+            appeal.next_check_at = now  # plan the reminders for the new date
+            what = KIND_TITLES[kind]
+            shown = self.config.format_moment(new_deadline)
+            await uow.appeals.add_event(
+                appeal.id, "extended", actor.name, f"срок {what} до {shown}: {reason}"
+            )
+            await notify.to_resident(
+                uow, appeal, texts.deadline_extended(appeal.number, what, shown, reason)
+            )
+            await notify.refresh_cards(uow, appeal)
+            await uow.commit()
+            return Outcome(ok=True, notice=f"Срок {what} продлён до {shown}.", wrote_outbox=True)
 
     async def take(self, actor: StaffActor, appeal_id: int) -> Outcome:
         async with self.db.uow() as uow:
@@ -268,6 +345,7 @@ class StaffService:
                 return Outcome(ok=False, notice="Обращение не в статусе «Решено».")
             appeal.status = Status.IN_WORK.value
             appeal.resolved_at = None
+            appeal.next_check_at = utcnow()  # the solution deadline runs again
             await uow.appeals.add_event(appeal.id, "unresolved", actor.name)
             await notify.to_resident(uow, appeal, texts.unresolved(appeal.number))
             await notify.refresh_cards(uow, appeal)
@@ -338,7 +416,12 @@ class StaffService:
             return Outcome(ok=False, notice="Укажите номер: /appeal 2026-000123 (или /appeal 123).")
         async with self.db.uow() as uow:
             found = await uow.appeals.by_number(number)
-            appeal = await self._authorized(uow, actor, found.id) if found else None
+        return await self.open_card(actor, found.id if found else 0, number)
+
+    async def open_card(self, actor: StaffActor, appeal_id: int, number: str = "") -> Outcome:
+        """Post the appeal's card in the actor's chat (/appeal, or «открыть» under /overdue)."""
+        async with self.db.uow() as uow:
+            appeal = await self._authorized(uow, actor, appeal_id) if appeal_id else None
             if appeal is not None and actor.chat_id < 0:
                 # In a group, even a coordinator shows only that group's own appeals:
                 # a card carries the resident's details.
@@ -346,7 +429,10 @@ class StaffService:
                 if department is None or department.chat_id != actor.chat_id:
                     appeal = None
             if appeal is None:  # missing or another department's: the same answer
-                return Outcome(ok=False, notice=f"Обращение № {number} здесь не найдено.")
+                shown = f"№ {number}" if number else ""
+                return Outcome(
+                    ok=False, notice=f"Обращение {shown} здесь не найдено.".replace("  ", " ")
+                )
             await notify.post_card(uow, self.config, appeal, chats=[actor.chat_id])
             await uow.commit()
             return Outcome(ok=True, wrote_outbox=True)
@@ -424,10 +510,7 @@ class StaffService:
                 appeal.resolved_at = None
                 # The resident's word restarts the clock: the department owes a new answer.
                 category = await uow.catalog.category(appeal.category_id)
-                span = (
-                    deadline_for(category, self.config) if category else self.config.answer_deadline
-                )
-                appeal.deadline_at = utcnow() + span
+                set_deadlines(appeal, category, self.config, utcnow())
                 new_deadline = self.config.format_moment(appeal.deadline_at)
                 await uow.appeals.add_event(appeal.id, "reopened", detail=f"срок до {new_deadline}")
                 await notify.move_cards(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.core import texts
 from bot.core.config import CoreConfig
+from bot.core.deadlines import KIND_TITLES, LEVEL_TITLES, escalation_levels
 from bot.core.model import Button, Keyboard, Status, inline
 from storage.models import Appeal, AppealEvent
 from storage.uow import UnitOfWork
@@ -27,6 +28,9 @@ EVENT_TITLES = {
     "reopened": "житель: не решено — возобновлено,",
     "unreachable": "житель недоступен: не принимает сообщения",
     "comment": "житель дополнил обращение",
+    "reminder": "⏰ напоминание:",
+    "escalated": "🔺 эскалация:",
+    "extended": "⏳ срок продлён:",
 }
 PLATFORM_TITLES = {"telegram": "Telegram", "vk": "VK"}
 
@@ -47,10 +51,11 @@ def status_keyboard(appeal: Appeal) -> Keyboard | None:
     transfer = Button("↪️ Передать", f"s:transfer:{appeal.id}")
     reject = Button("⛔ Отклонить", f"s:reject:{appeal.id}")
     resolve = Button("✅ Решено", f"s:resolve:{appeal.id}")
+    extend = Button("⏳ Продлить срок", f"s:extend:{appeal.id}")
     if status in (Status.NEW, Status.REOPENED):
-        return inline([take], [transfer, reject], [resolve])
+        return inline([take], [transfer, reject], [extend, resolve])
     if status is Status.IN_WORK:
-        return inline([transfer, reject], [resolve])
+        return inline([transfer, reject], [extend, resolve])
     if status is Status.RESOLVED:  # «Решено» pressed by mistake, or more work turned up
         return inline([Button("↩️ Вернуть в работу", f"s:unresolve:{appeal.id}")])
     return None
@@ -94,6 +99,13 @@ async def render_card(
         f"Подано: {config.format_moment(appeal.created_at)} · "
         f"срок ответа: до {config.format_moment(appeal.deadline_at)}"
     )
+    if appeal.solution_deadline_at is not None and status in (
+        Status.NEW,
+        Status.IN_WORK,
+        Status.REOPENED,
+    ):
+        header.append(f"Срок решения: до {config.format_moment(appeal.solution_deadline_at)}")
+    header.extend(await escalation_lines(uow, appeal))
     who = resident.first_name if resident and resident.first_name else "житель"
     source = PLATFORM_TITLES.get(appeal.platform, appeal.platform)
     contact = f" · 📞 {appeal.phone}" if appeal.phone else ""
@@ -136,3 +148,13 @@ async def render_card(
     if len(description) > room:
         description = description[: max(room - 1, 0)] + "…"
     return Card(text=before + description + after, keyboard=keyboard)
+
+
+async def escalation_lines(uow: UnitOfWork, appeal: Appeal) -> list[str]:
+    """How far up the chain each pending deadline has gone, e.g. «уровень 2 (заместитель главы)»."""
+    levels = escalation_levels(appeal, await uow.escalations.done(appeal.id))
+    return [
+        f"🔺 Срок {KIND_TITLES[kind]} просрочен — эскалация: уровень {level} "
+        f"({LEVEL_TITLES.get(level, '')})"
+        for kind, level in levels.items()
+    ]

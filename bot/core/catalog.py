@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.core.durations import parse_duration
 
@@ -24,6 +26,7 @@ class CategorySpec:
     department: str
     emoji: str = ""
     answer_deadline: timedelta | None = None
+    solution_deadline: timedelta | None = None
     regional: bool = False
     position: int = 0
 
@@ -68,11 +71,8 @@ def load_catalog(path: Path) -> Catalog:
             raise CatalogError(f"{path}: category code {code!r}: use a-z, 0-9, _ or -, ≤ 32")
         if department not in known:
             raise CatalogError(f"{path}: category {code!r} names unknown department {department!r}")
-        deadline = item.get("answer_deadline")
-        try:
-            parsed = parse_duration(deadline) if deadline is not None else None
-        except ValueError as exc:
-            raise CatalogError(f"{path}: category {code!r}: {exc}") from exc
+        parsed = _deadline(path, str(code), item, "answer_deadline")
+        solution = _deadline(path, str(code), item, "solution_deadline")
         categories.append(
             CategorySpec(
                 code=str(code),
@@ -80,6 +80,7 @@ def load_catalog(path: Path) -> Catalog:
                 department=str(department),
                 emoji=str(item.get("emoji", "")),
                 answer_deadline=parsed,
+                solution_deadline=solution,
                 regional=bool(item.get("regional", False)),
                 position=index,
             )
@@ -89,3 +90,13 @@ def load_catalog(path: Path) -> Catalog:
     if len({c.code for c in categories}) != len(categories):
         raise CatalogError(f"{path}: category codes must be unique")
     return Catalog(departments=departments, categories=categories)
+
+
+def _deadline(path: Path, code: str, item: Mapping[str, Any], key: str) -> timedelta | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise CatalogError(f"{path}: category {code!r}: {key}: {exc}") from exc

@@ -37,6 +37,7 @@ COORDINATOR_HELP = (
     "• добавить бота в группу отдела и отправить там /bind — выбрать отдел; /unbind — отвязать;\n"
     "• /departments — какие отделы к каким группам привязаны;\n"
     "• /appeal 2026-000123 — показать карточку обращения (здесь или в группе отдела);\n"
+    "• /overdue — просроченные обращения по всем отделам (в группе отдела — только его);\n"
     "• обращения отделов без группы приходят сюда карточками: на них работают те же кнопки, "
     "ответ (reply) на карточку уходит жителю, «Передать» направляет в нужный отдел;\n"
     "• сюда же приходят сообщения о возобновлённых жителями обращениях и о проблемах доставки.\n"
@@ -236,3 +237,52 @@ def unresolved(number: str) -> str:
         f"Обращение № {number}: отдел продолжает работу — отметка «решено» снята. "
         "Подтверждать пока ничего не нужно, мы сообщим о результате."
     )
+
+
+def _executor(taken_by: str | None) -> str:
+    return f"исполнитель: {taken_by}" if taken_by else "исполнитель не назначен"
+
+
+def deadline_reminder(
+    number: str, what: str, deadline: str, department: str, taken_by: str | None
+) -> str:
+    return (
+        f"⏰ Напоминание: срок {what} по обращению № {number} истекает {deadline}.\n"
+        f"{department}, {_executor(taken_by)}.\n"
+        f"Карточка: /appeal {number}"
+    )
+
+
+def escalation(
+    number: str,
+    what: str,
+    level: int,
+    deadline: str,
+    late: str,
+    department: str,
+    taken_by: str | None,
+    card_hint: bool,
+) -> str:
+    text = (
+        f"🔴 Просрочен срок {what} по обращению № {number} — эскалация, уровень {level}.\n"
+        f"Срок был до {deadline}, просрочено на {late}.\n"
+        f"{department}, {_executor(taken_by)}."
+    )
+    # /appeal works in the department's group and for coordinators, not in a deputy's chat.
+    return text + f"\nКарточка: /appeal {number}" if card_hint else text
+
+
+def deadline_extended(number: str, what: str, deadline: str, reason: str) -> str:
+    reason = reason.rstrip(". ")
+    return f"Срок {what} по обращению № {number} продлён до {deadline}.\nПричина: {reason}."
+
+
+def days_label(days: int) -> str:
+    """«+1 день», «+3 дня», «+7 дней»: a button of «Продлить срок»."""
+    if days % 10 == 1 and days % 100 != 11:
+        word = "день"
+    elif days % 10 in (2, 3, 4) and days % 100 not in (12, 13, 14):
+        word = "дня"
+    else:
+        word = "дней"
+    return f"+{days} {word}"

@@ -9,8 +9,9 @@ from aiogram.types import CallbackQuery
 from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
+from bot.core.overdue import OverdueService
 from bot.core.routing import RoutingService
-from handlers.telegram import citizen, errors, groups, staff
+from handlers.telegram import citizen, errors, groups, overdue, staff
 
 STALE = "Эта кнопка устарела."
 
@@ -32,6 +33,7 @@ def build_dispatcher(
     routing: RoutingService,
     worker: OutboxWorker,
     coordinator_ids: tuple[int, ...],
+    overdue_service: OverdueService | None = None,
 ) -> Dispatcher:
     # One update at a time per chat and user: album parts and double presses are applied in
     # order to the stored draft instead of racing each other.
@@ -41,11 +43,15 @@ def build_dispatcher(
     dispatcher["routing"] = routing
     dispatcher["worker"] = worker
     dispatcher["coordinator_ids"] = coordinator_ids
+    dispatcher["overdue"] = overdue_service or OverdueService(
+        staff_service.db, staff_service.config
+    )
     # Order matters: group administration, then staff replies to cards (which may come from a
     # coordinator's private chat), then the residents' conversation.
     dispatcher.include_routers(
         errors.build_router(),
         groups.build_router(),
+        overdue.build_router(),
         staff.build_router(),
         citizen.build_router(),
         fallback_router(),

@@ -24,7 +24,8 @@ from handlers.telegram.inputs import staff_of
 from handlers.telegram.render import inline_markup
 
 STAFF_CALLBACK = re.compile(
-    r"^s:(take|transfer|reject|resolve|unresolve|back|to|rj):(\d{1,12})(?::(\w{1,20}))?$"
+    r"^s:(take|transfer|reject|resolve|unresolve|back|to|rj|extend|ext):(\d{1,12})"
+    r"(?::(\w{1,20}))?$"
 )
 ALBUM_MEMORY_SECONDS = 120
 STALE_CARD = "Эта карточка неактуальна: обращение передано или карточка заменена."
@@ -115,6 +116,8 @@ async def text_reply(
         outcome = await staff.reject(actor, appeal_id, "duplicate", message.text)
     elif purpose == "reject_other":
         outcome = await staff.reject(actor, appeal_id, "other", message.text)
+    elif purpose.startswith("extend_") and purpose[7:].isdigit():
+        outcome = await staff.extend(actor, appeal_id, int(purpose[7:]), message.text)
     elif not live:
         await _reply_once(message, STALE_CARD)
         return
@@ -153,12 +156,14 @@ async def card_button(
         outcome = await staff.resolve(actor, appeal_id)
     elif action == "unresolve":
         outcome = await staff.unresolve(actor, appeal_id)
-    elif action in ("transfer", "reject", "back"):
+    elif action in ("transfer", "reject", "back", "extend"):
         outcome = await staff.menu(actor, appeal_id, action)
     elif action == "to" and argument.isdigit():
         outcome = await staff.transfer(actor, appeal_id, int(argument))
     elif action == "rj":
         outcome = await staff.reject(actor, appeal_id, argument)
+    elif action == "ext" and argument.isdigit():
+        outcome = await staff.extend(actor, appeal_id, int(argument))
     else:
         outcome = Outcome(ok=False, notice="Эта кнопка устарела.")
     await callback.answer(outcome.notice[:200])

@@ -19,6 +19,9 @@ from tests.fakes.fake_telegram import JSON, FakeTelegram, Request
 
 TOKEN = "123456:TEST"
 COORDINATOR_ID = 900
+STAFF_ID = 701
+ROADS_GROUP = -100111
+ROADS_DEPARTMENT = "Управление дорожного хозяйства"
 START_TIMEOUT = 20.0
 WAIT = 15.0
 

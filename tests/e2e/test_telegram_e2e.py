@@ -16,6 +16,9 @@ import pytest
 from tests.e2e.conftest import failed
 from tests.e2e.helpers import (
     COORDINATOR_ID,
+    ROADS_DEPARTMENT,
+    ROADS_GROUP,
+    STAFF_ID,
     TOKEN,
     BotProcess,
     answer_to,
@@ -36,11 +39,8 @@ from tests.e2e.helpers import (
 )
 from tests.fakes.fake_telegram import FakeTelegram, answers_to
 
-STAFF_ID = 701
 INTRUDER_ID = 702
-ROADS_GROUP = -100111
 HOUSING_GROUP = -100222
-ROADS_DEPARTMENT = "Управление дорожного хозяйства"
 HOUSING_DEPARTMENT = "Управление ЖКХ"
 DENIED = "Это действие здесь недоступно."
 

@@ -17,6 +17,9 @@ from bot.core import texts
 from tests.e2e.conftest import failed
 from tests.e2e.helpers import (
     COORDINATOR_ID,
+    ROADS_DEPARTMENT,
+    ROADS_GROUP,
+    STAFF_ID,
     TOKEN,
     BotProcess,
     appeal_row,
@@ -36,9 +39,6 @@ from tests.fakes.fake_vk import FAKE_JPEG as VK_JPEG
 from tests.fakes.fake_vk import FakeVK, Sent
 
 VK_TOKEN = "vk1.a.e2e-community-token-0123456789abcdef"
-ROADS_GROUP = -100111
-ROADS_DEPARTMENT = "Управление дорожного хозяйства"
-STAFF_ID = 701
 MARIA = 5551001
 
 

@@ -1,0 +1,118 @@
+"""The scheduler's scan: reminders before a deadline and escalation up the chain after it.
+
+Everything it needs is in the database, so any number of scans and restarts take each step
+once: a step is a row of ``appeal_escalations`` (unique per appeal, deadline and level) written
+in the same transaction as the messages it sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bot.core import notify, texts
+from bot.core.config import CoreConfig
+from bot.core.deadlines import (
+    KIND_TITLES,
+    REMINDER,
+    PlannedStep,
+    format_span,
+    outstanding,
+    planned_steps,
+)
+from storage.models import Appeal
+from storage.uow import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Appeals per transaction: short write locks (SQLite has one writer) even in a burst of steps.
+SCAN_BATCH = 50
+
+
+async def scan(db: Database, config: CoreConfig, now: datetime, batch: int = SCAN_BATCH) -> int:
+    """Take every reminder/escalation step due at ``now``; returns how many were taken.
+
+    Only appeals whose ``next_check_at`` has come are read (an index range), a batch per
+    transaction; each one leaves with its next check in the future or none.
+    """
+    taken = 0
+    while True:
+        async with db.uow() as uow:
+            due = await uow.escalations.due_appeals(now, batch)
+            for appeal_id in due:
+                taken += await _advance(uow, config, appeal_id, now)
+            await uow.commit()
+        if len(due) < batch:
+            return taken
+
+
+async def _advance(uow: UnitOfWork, config: CoreConfig, appeal_id: int, now: datetime) -> int:
+    appeal = await uow.appeals.get(appeal_id, lock=True)
+    if appeal is None or appeal.next_check_at is None or appeal.next_check_at > now:
+        return 0  # another scan got here first
+    category = await uow.catalog.category(appeal.category_id)
+    steps = planned_steps(appeal, category, config)
+    done = await uow.escalations.done(appeal.id)
+    taken = 0
+    for step in steps:
+        if step.at > now or not outstanding(step, done, now):
+            continue
+        await _take_step(uow, config, appeal, step, now)
+        done.add(step.key)
+        taken += 1
+    later = [step.at for step in steps if outstanding(step, done, now)]
+    appeal.next_check_at = min(later) if later else None
+    if taken:
+        await notify.refresh_cards(uow, appeal)
+    return taken
+
+
+async def _take_step(
+    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, step: PlannedStep, now: datetime
+) -> None:
+    await uow.escalations.add(appeal.id, step.kind, step.deadline_at, step.level, now)
+    department = await uow.catalog.department(appeal.department_id)
+    dept_name = department.name if department else "?"
+    what = KIND_TITLES[step.kind]
+    deadline = config.format_moment(step.deadline_at)
+    if step.level == REMINDER:
+        text = texts.deadline_reminder(
+            appeal.number, what, deadline, dept_name, appeal.taken_by_name
+        )
+        await uow.appeals.add_event(
+            appeal.id, "reminder", detail=f"срок {what} до {deadline}", at=now
+        )
+    else:
+        late = format_span(now - step.deadline_at)
+        text = texts.escalation(
+            appeal.number,
+            what,
+            step.level,
+            deadline,
+            late,
+            dept_name,
+            appeal.taken_by_name,
+            card_hint=step.level == 1,
+        )
+        detail = f"уровень {step.level}, срок {what} был до {deadline}"
+        await uow.appeals.add_event(appeal.id, "escalated", detail=detail, at=now)
+    for chat_id in await escalation_chats(uow, config, appeal, step.level):
+        await uow.outbox.add(
+            notify.STAFF_PLATFORM, chat_id, "text", {"text": text}, appeal_id=appeal.id
+        )
+    log.info("appeal %s: %s step %d", appeal.number, step.kind, step.level)
+
+
+async def escalation_chats(
+    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, level: int
+) -> list[int]:
+    """Who hears of a step: the department (reminder, level 1), the deputy head (2), the head
+    and the coordinators (3). An unset chat falls back to the coordinators, so no level is
+    silently skipped."""
+    if level <= 1:
+        chats = await notify.staff_chats(uow, config, appeal)
+    elif level == 2:
+        chats = list(config.deputy_chat_ids or config.coordinator_ids)
+    else:
+        chats = [*config.head_chat_ids, *config.coordinator_ids]
+    return list(dict.fromkeys(chats))
