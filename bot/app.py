@@ -152,7 +152,7 @@ async def run(settings: Settings) -> None:
     fronts: list[asyncio.Task[None]] = []
     try:
         if vk is not None:
-            vk_bot = build_vk_bot(vk, intake, staff, worker)
+            vk_bot = build_vk_bot(vk, intake, staff, worker, db)
             fronts.append(asyncio.create_task(run_vk_front(vk_bot, db, settings.vk_group_id)))
         if bot is not None:
             routing = RoutingService(db, config)

@@ -5,7 +5,6 @@ Thin: a VK event becomes the core's plain input, one core call, the replies rend
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -17,13 +16,12 @@ from bot.core import texts
 from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeResult, IntakeService
-from bot.core.model import InputKind, IntakeInput, Reply, ResidentRef
-from bot.core.ports import DeliveryError, PhotoRef, RetryAfter
+from bot.core.model import InputKind, IntakeInput, Keyboard, Platform, Reply, ResidentRef
+from bot.core.ports import DeliveryError, PhotoRef
 from handlers.vk.client import VkClient
-from handlers.vk.inputs import button_action, intake_input, resident_of
-from handlers.vk.render import keyboard_json
+from handlers.vk.inputs import as_int, button_action, intake_input, resident_of
 from handlers.vk.sender import derived_random_id
-from storage.uow import current_event_key
+from storage.uow import Database, current_event_key
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,9 @@ class VkConversation:
         staff: StaffService,
         worker: OutboxWorker,
         client: VkClient,
+        db: Database,
     ) -> None:
+        self.db = db
         self.intake = intake
         self.staff = staff
         self.worker = worker
@@ -51,14 +51,17 @@ class VkConversation:
         return labeler
 
     async def on_message(self, event: dict[str, Any]) -> None:
-        body = event.get("object") or {}
-        message = body.get("message") or {}
-        from_id, peer_id = int(message.get("from_id") or 0), int(message.get("peer_id") or 0)
+        body = _mapping(event.get("object"))
+        message = _mapping(body.get("message"))
+        from_id, peer_id = as_int(message.get("from_id")), as_int(message.get("peer_id"))
         if from_id <= 0 or peer_id != from_id or peer_id >= CHAT_PEER_START:
             return  # communities, group conversations: the bot talks to residents one to one
-        client_info = body.get("client_info") or {}
+        client_info = body.get("client_info")
+        client_info = client_info if isinstance(client_info, dict) else {}
         actions = client_info.get("button_actions")
-        callbacks = not isinstance(actions, list) or "callback" in actions
+        callbacks = (not isinstance(actions, list) or "callback" in actions) and bool(
+            client_info.get("inline_keyboard", True)
+        )
         who = resident_of(from_id, peer_id, await self.client.first_name(from_id))
         text = str(message.get("text") or "").strip()
         action = button_action(message.get("payload"))
@@ -71,9 +74,9 @@ class VkConversation:
         if text.startswith("/"):
             await self._command(who, text, callbacks)
             return
-        reply = message.get("reply_message") or {}
-        if reply.get("id"):
-            card = await self.staff.find_card(peer_id, int(reply["id"]))
+        reply = _mapping(message.get("reply_message"))
+        if as_int(reply.get("id")) > 0:
+            card = await self.staff.find_card(peer_id, as_int(reply["id"]))
             if card is not None and card[1] == "notice":
                 await self._comment(who, card[0], message)
                 return
@@ -81,8 +84,8 @@ class VkConversation:
         await self._answer(who, result, callbacks)
 
     async def on_button(self, event: dict[str, Any]) -> None:
-        body = event.get("object") or {}
-        user_id, peer_id = int(body.get("user_id") or 0), int(body.get("peer_id") or 0)
+        body = _mapping(event.get("object"))
+        user_id, peer_id = as_int(body.get("user_id")), as_int(body.get("peer_id"))
         if user_id <= 0 or peer_id != user_id:
             return
         # Stops the button's spinner; what the press did comes as messages. A press handled
@@ -159,20 +162,33 @@ class VkConversation:
         await self._send(who, result.replies, callbacks)
 
     async def _send(self, who: ResidentRef, replies: list[Reply], callbacks: bool) -> None:
-        # Keyed by the event: the same event handled again (a restart before it was recorded)
-        # repeats the same random_ids, and VK drops the repeats.
+        """Replies leave through the outbox, like notifications: in order with them, kept when
+        VK fails or the bot stops, paced to VK's limit. Their random_ids come from the event,
+        so an event handled again repeats the same ones and VK drops the repeats."""
+        if not replies:
+            return
         key = current_event_key() or uuid.uuid4().hex
-        for index, reply in enumerate(replies):
-            for attempt in range(3):
-                try:
-                    await self.client.send(
-                        int(who.chat_id),
-                        derived_random_id(key, index),
-                        reply.text,
-                        keyboard_json(reply.keyboard, callbacks),
-                    )
-                    break
-                except RetryAfter as exc:  # VK asked for a pause: the same random_id again
-                    if attempt == 2:
-                        raise
-                    await asyncio.sleep(exc.seconds)
+        async with self.db.uow() as uow:
+            for index, reply in enumerate(replies):
+                keyboard = reply.keyboard if callbacks else text_buttons(reply.keyboard)
+                payload: dict[str, object] = {
+                    "text": reply.text,
+                    "random_id": derived_random_id(key, index),
+                }
+                if keyboard is not None:
+                    payload["keyboard"] = keyboard.to_dict()
+                await uow.outbox.add(Platform.VK.value, who.chat_id, "text", payload)
+            await uow.commit()
+        self.worker.wake()
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def text_buttons(keyboard: Keyboard | None) -> Keyboard | None:
+    """For clients without inline or callback buttons: the same choices as keyboard buttons,
+    whose presses come back as messages carrying the action."""
+    if keyboard is None or not keyboard.inline:
+        return keyboard
+    return Keyboard(rows=keyboard.rows, inline=False)

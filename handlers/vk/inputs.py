@@ -42,16 +42,36 @@ def button_action(payload: Any) -> str | None:
     return None
 
 
-def largest_photo_url(photo: dict[str, Any]) -> str | None:
+def as_int(value: Any) -> int:
+    """A VK id or size as an int; anything malformed counts as 0 (no such thing)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def largest_photo_url(photo: Any) -> str | None:
+    if not isinstance(photo, dict):
+        return None
     sizes = [s for s in photo.get("sizes") or [] if isinstance(s, dict) and s.get("url")]
     if not sizes:
         return None
-    best = max(sizes, key=lambda s: int(s.get("width") or 0) * int(s.get("height") or 0))
+    best = max(sizes, key=lambda s: as_int(s.get("width")) * as_int(s.get("height")))
     return str(best["url"])
 
 
 def intake_input(message: dict[str, Any]) -> IntakeInput:
-    """One VK message (its raw ``object.message``): several photos in one message count."""
+    """One VK message (its raw ``object.message``): several photos in one message count.
+
+    Whatever VK (or a forger) puts in the fields, the answer is an input, never an exception.
+    """
+    try:
+        return _intake_input(message)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return IntakeInput(kind=InputKind.UNSUPPORTED)
+
+
+def _intake_input(message: dict[str, Any]) -> IntakeInput:
     text = str(message.get("text") or "")
     attachments = [a for a in message.get("attachments") or [] if isinstance(a, dict)]
     photos = [
@@ -83,4 +103,6 @@ def intake_input(message: dict[str, Any]) -> IntakeInput:
             )
     if text:
         return IntakeInput(kind=InputKind.TEXT, text=text)
-    return IntakeInput(kind=InputKind.UNSUPPORTED)  # a forwarded post, an empty message…
+    if message.get("fwd_messages"):
+        return IntakeInput(kind=InputKind.UNSUPPORTED, unsupported="forward")
+    return IntakeInput(kind=InputKind.UNSUPPORTED)

@@ -13,40 +13,56 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from vkbottle import Bot
+from vkbottle.exception_factory import ErrorHandler
 from vkbottle.polling import BotPolling
 
+from handlers.vk.inputs import as_int
 from storage.uow import Database, handling_event
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 3  # an event that fails this often is logged and left, not retried forever
+# What the community's Long Poll is set up to send (README); anything else is not ours to read.
+HANDLED_TYPES = frozenset({"message_new", "message_event"})
 
 
 def event_key(update: dict[str, Any]) -> str | None:
     """VK's own id of the event; older API versions lack it, then the message's ids serve."""
     if update.get("event_id"):
-        return f"vk:{update['event_id']}"
-    body = update.get("object") or {}
-    message = body.get("message") or {}
+        return f"vk:{update['event_id']}"[:128]
+    body = update.get("object")
+    body = body if isinstance(body, dict) else {}
+    message = body.get("message")
+    message = message if isinstance(message, dict) else {}
     if message.get("id"):
-        return f"vk:m:{message['id']}"
+        return f"vk:m:{message['id']}"[:128]
     if body.get("event_id"):
-        return f"vk:e:{body['event_id']}"
+        return f"vk:e:{body['event_id']}"[:128]
     return None
 
 
 def sender_of(update: dict[str, Any]) -> int:
-    body = update.get("object") or {}
-    message = body.get("message") or {}
-    return int(message.get("from_id") or body.get("user_id") or 0)
+    body = update.get("object")
+    body = body if isinstance(body, dict) else {}
+    message = body.get("message")
+    message = message if isinstance(message, dict) else {}
+    return as_int(message.get("from_id") or body.get("user_id"))
 
 
 class ResumingPolling(BotPolling):
     """BotPolling that starts from the ``ts`` stored in the database, when there is one."""
 
     def __init__(self, api: Any, group_id: int, saved_ts: str | None) -> None:
-        super().__init__(api, group_id=group_id, skip_old_events=False)
+        # Errors of the long poll itself (a revoked token, VK down) reach run_vk_front, which
+        # stops on a rejected token and otherwise waits and resumes from the stored position.
+        super().__init__(
+            api,
+            group_id=group_id,
+            skip_old_events=False,
+            error_handler=ErrorHandler(raise_exceptions=True),
+        )
         self.saved_ts = saved_ts
 
     def restore_server_ts(self, server: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +122,11 @@ class VkPoller:
         await asyncio.gather(*(in_order(items) for items in by_sender.values()))
 
     async def handle(self, update: dict[str, Any]) -> None:
+        """Handle one update. A database that cannot be reached stops the batch (its position
+        is not stored, so it comes again); an update that fails by itself is tried a few times
+        and then left, so that one bad update cannot stop everyone else's."""
+        if update.get("type") not in HANDLED_TYPES:
+            return
         key = event_key(update)
         for attempt in range(1, ATTEMPTS + 1):
             if key is not None and await self._seen(key):
@@ -118,9 +139,12 @@ class VkPoller:
                     with handling_event(key):
                         await self.bot.process_event(update, self.bot.api)
                 return
+            except (DBAPIError, OSError):
+                raise
             except Exception:
                 log.exception("VK event %s failed (attempt %d of %d)", key, attempt, ATTEMPTS)
                 await asyncio.sleep(0.5 * attempt)
+        log.error("VK event %s left unhandled after %d attempts", key, ATTEMPTS)
 
     async def _seen(self, key: str) -> bool:
         async with self.db.uow() as uow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiohttp
 from vkbottle import Bot, VKAPIError
@@ -27,9 +28,13 @@ class VkTokenRejected(Exception):
 
 
 def build_vk_bot(
-    client: VkClient, intake: IntakeService, staff: StaffService, worker: OutboxWorker
+    client: VkClient,
+    intake: IntakeService,
+    staff: StaffService,
+    worker: OutboxWorker,
+    db: Database,
 ) -> Bot:
-    conversation = VkConversation(intake, staff, worker, client)
+    conversation = VkConversation(intake, staff, worker, client, db)
     # Handler errors reach the poller, which retries the event instead of dropping it.
     return Bot(
         api=client.api,
@@ -43,6 +48,7 @@ async def run_vk_front(bot: Bot, db: Database, group_id: int | None) -> None:
     poller = VkPoller(bot, db, group_id)
     delay = 1.0
     while True:
+        started = time.monotonic()
         try:
             await poller.run()
         except VKAPIError as exc:
@@ -51,5 +57,9 @@ async def run_vk_front(bot: Bot, db: Database, group_id: int | None) -> None:
             log.warning("VK long poll: %s; retrying in %.0fs", exc, delay)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("VK API unreachable (%s); retrying in %.0fs", exc, delay)
+        except Exception:  # the database, or anything unforeseen: the VK front must not die
+            log.exception("VK front stopped; resuming from the stored position in %.0fs", delay)
+        if time.monotonic() - started > 60:
+            delay = 1.0  # it ran fine for a while: this is a new trouble, not the same one
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30.0)

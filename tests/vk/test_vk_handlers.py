@@ -6,6 +6,7 @@ come out to the fake VK, and the database is real.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +19,16 @@ from bot.core.config import CoreConfig
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
 from bot.core.model import StaffActor, Status
+from bot.core.ratelimit import RateLimiter
 from handlers.vk.client import VkClient
 from handlers.vk.polling import VkPoller
+from handlers.vk.sender import VkSender
 from handlers.vk.setup import build_vk_bot
 from storage.models import Appeal, AppealPhoto, Draft, ProcessedEvent
 from storage.uow import Database
 from tests.conftest import COORDINATOR
-from tests.core.recording import RecordingSender, drain, make_worker
+from tests.core.recording import NO_LIMITS, RecordingSender, drain
+from tests.core.test_delivery import make_due
 from tests.fakes.fake_vk import GROUP_ID, FakeVK, Sent
 from tests.vk.fake_http import FakeHttpClient
 
@@ -43,10 +47,12 @@ class VkHarness:
     seen: int = 0
 
     async def deliver(self) -> None:
-        """The long poll hands the bot what residents did since the last call."""
+        """The long poll hands the bot what residents did since the last call; the outbox
+        then delivers the answers (to VK through the real VK sender)."""
         batch = self.fake.events[self.seen :]
         self.seen = len(self.fake.events)
         await self.poller.handle_batch(batch)
+        await drain(self.worker)
 
     async def says(self, user_id: int, text: str = "", **kwargs: Any) -> list[Sent]:
         before = len(self.fake.sent)
@@ -68,16 +74,25 @@ class VkHarness:
 
 
 @pytest.fixture
-async def vk(db: Database, config: CoreConfig) -> VkHarness:
+async def vk(db: Database, config: CoreConfig) -> AsyncIterator[VkHarness]:
     fake = FakeVK(TOKEN)
+    await fake.start()  # serves the residents' photos; API calls go through the fake client
     fake.user(RESIDENT, "Мария")
     client = VkClient(TOKEN, "https://vk.invalid/method/")
     client.api.http_client = FakeHttpClient(fake)
-    sender = RecordingSender()
-    worker = make_worker(db, config, sender)
+    sender = RecordingSender()  # Telegram: the groups and the coordinators
+    limiter = RateLimiter(NO_LIMITS, is_group=lambda chat: chat.startswith("-"))
+    worker = OutboxWorker(
+        db,
+        config,
+        {"telegram": sender, "vk": VkSender(client)},
+        {"telegram": limiter, "vk": RateLimiter(NO_LIMITS, is_group=lambda _: False)},
+    )
     staff = StaffService(db, config)
-    bot = build_vk_bot(client, IntakeService(db, config), staff, worker)
-    return VkHarness(fake, VkPoller(bot, db, GROUP_ID), worker, sender, db, staff)
+    bot = build_vk_bot(client, IntakeService(db, config), staff, worker, db)
+    yield VkHarness(fake, VkPoller(bot, db, GROUP_ID), worker, sender, db, staff)
+    await client.close()
+    await fake.stop()
 
 
 async def file_appeal(vk: VkHarness, photos: int = 2) -> str:
@@ -99,11 +114,9 @@ async def file_appeal(vk: VkHarness, photos: int = 2) -> str:
         await vk.says(RESIDENT, texts.SKIP)
     said = await vk.says(RESIDENT, "+7 912 345-67-89")
     confirm = vk.last_with(RESIDENT, "i:confirm:")
-    await vk.presses(RESIDENT, confirm, "i:confirm:submit")
-    # The confirmation is a notification: it leaves through the outbox.
-    await drain(vk.worker)
-    accepted = next(s for s in vk.sender.to(RESIDENT) if "принято" in s.text)
-    assert accepted.key > 0  # with the random_id stored on its outbox row
+    said = await vk.presses(RESIDENT, confirm, "i:confirm:submit")
+    accepted = next(s for s in said if "принято" in s.text)
+    assert accepted.random_id > 0  # the random_id stored on its outbox row
     return accepted.text.split("№ ")[1].split()[0]
 
 
@@ -120,9 +133,7 @@ async def test_a_vk_resident_files_an_appeal_with_photos_and_a_map_point(vk: VkH
     assert appeal.phone == "+79123456789"
     assert resident is not None and resident.first_name == "Мария"
     assert [p.platform for p in photos] == ["vk", "vk"]
-    assert all(
-        p.file_ref.startswith("https://vk.invalid/") or "/photos/" in p.file_ref for p in photos
-    )
+    assert all(p.file_ref.startswith(vk.fake.base + "/photos/") for p in photos)
     # Every message to the resident carried a random_id, each a different one.
     sends = vk.fake.find("messages.send")
     assert sends and all(int(c.params["random_id"]) > 0 for c in sends)
@@ -135,7 +146,7 @@ async def test_a_vk_resident_files_an_appeal_with_photos_and_a_map_point(vk: VkH
     card = next(s for s in vk.sender.to(COORDINATOR) if s.method == "text" and number in s.text)
     assert "VK" in card.text and "Мария" in card.text
     album = next(s for s in vk.sender.to(COORDINATOR) if s.method == "photos")
-    assert album.uploaded == 2 and vk.sender.fetched == [p.file_ref for p in photos]
+    assert album.uploaded == 2  # downloaded from VK, uploaded to Telegram
 
 
 async def test_an_event_handed_over_twice_changes_nothing_twice(vk: VkHarness) -> None:
@@ -193,36 +204,11 @@ async def test_my_appeals_and_the_resident_verdict(vk: VkHarness, config: CoreCo
     coordinator = StaffActor(COORDINATOR, "Координатор", COORDINATOR, is_coordinator=True)
     assert (await vk.staff.resolve(coordinator, appeal.id)).ok
     await drain(vk.worker)
-    question = next(s for s in vk.sender.to(RESIDENT) if any(a.startswith("f:") for a in s.actions))
-    # The outbox message for VK carries its random_id from the moment it was written.
-    assert question.key > 0
     # The verdict buttons arrive as VK callback buttons; pressing «Не решена» reopens it.
-    fake_sent = Sent(
-        1,
-        RESIDENT,
-        1,
-        question.text,
-        {
-            "inline": True,
-            "buttons": [
-                [
-                    {
-                        "action": {
-                            "type": "callback",
-                            "label": b.text,
-                            "payload": json.dumps({"a": b.action}),
-                        }
-                    }
-                    for b in row
-                ]
-                for row in question.keyboard.rows
-            ],
-        }
-        if question.keyboard
-        else None,
-        [],
-    )
-    await vk.presses(RESIDENT, fake_sent, f"f:{appeal.id}:no")
+    question = vk.last_with(RESIDENT, "f:")
+    assert question.keyboard is not None and question.keyboard["inline"] is True
+    said = await vk.presses(RESIDENT, question, f"f:{appeal.id}:no")
+    assert any(number in s.text and "возвращено в работу" in s.text for s in said)
     async with vk.db.uow() as uow:
         reopened = await uow.appeals.get(appeal.id)
     assert reopened is not None and reopened.status == Status.REOPENED.value
@@ -273,3 +259,66 @@ async def test_a_press_too_old_to_answer_still_counts(vk: VkHarness) -> None:
     async with vk.db.uow() as uow:
         draft = await uow.drafts.get("vk", str(RESIDENT))
     assert draft is not None and draft.step == "description"
+
+
+async def test_malformed_updates_neither_crash_nor_stop_the_others(vk: VkHarness) -> None:
+    bad: list[dict[str, Any]] = [
+        {"type": "message_new", "event_id": "bad1", "object": "not an object"},
+        {"type": "message_new", "event_id": "bad2", "object": {"message": {"from_id": "abc"}}},
+        {"event_id": "bad3", "object": {}},  # no type at all
+        {"type": "wall_post_new", "event_id": "bad4", "object": {"id": 1}},
+        {"type": "a_type_vk_adds_later", "event_id": "bad5", "object": {}},
+        {"type": "message_event", "event_id": "bad6", "object": {"user_id": [1], "payload": 7}},
+    ]
+    await vk.poller.handle_batch(bad)
+    assert vk.fake.sent == []
+    # A real resident's malformed attachments: a map point without longitude, odd sizes.
+    vk.fake.write(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    await vk.deliver()
+    await vk.presses(RESIDENT, vk.last_with(RESIDENT, "i:category:"), "i:category:roads")
+    await vk.says(RESIDENT, "Не работает светофор на перекрёстке с утра")
+    vk.fake.write(RESIDENT, geo=(55.75, 37.61))
+    del vk.fake.events[-1]["object"]["message"]["geo"]["coordinates"]["longitude"]
+    await vk.deliver()
+    assert vk.fake.texts_to(RESIDENT)[-1].startswith(texts.UNSUPPORTED_DEFAULT)
+    odd = vk.fake.photo_attachment()
+    odd["photo"]["sizes"][1]["width"] = "w"
+    said = await vk.says(RESIDENT, attachments=[odd])
+    assert said  # answered, not dropped
+    said = await vk.says(RESIDENT, "ул. Ленина, 10")
+    assert any(texts.ASK_PHOTOS.split(" —")[0] in s.text for s in said)
+
+
+async def test_a_reply_vk_refuses_once_is_delivered_later(vk: VkHarness) -> None:
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    await vk.presses(RESIDENT, vk.last_with(RESIDENT, "i:category:"), "i:category:roads")
+    vk.fake.inject("messages.send", 10)  # VK's internal error on the next send
+    said = await vk.says(RESIDENT, "Открыт люк на тротуаре возле школы")
+    assert said == []
+    await make_due(vk.db)
+    await drain(vk.worker)
+    attempts = [
+        c for c in vk.fake.find("messages.send") if "Где это?" in c.params.get("message", "")
+    ]
+    assert [c.error for c in attempts] == [10, None]
+    assert attempts[0].params["random_id"] == attempts[1].params["random_id"]
+    assert vk.fake.texts_to(RESIDENT)[-1].startswith("Где это?")
+
+
+async def test_clients_without_inline_buttons_get_keyboard_buttons(vk: VkHarness) -> None:
+    vk.fake.write(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    vk.fake.events[-1]["object"]["client_info"] = {
+        "button_actions": ["text"],
+        "keyboard": True,
+        "inline_keyboard": False,
+    }
+    await vk.deliver()
+    categories = vk.last_with(RESIDENT, "i:category:")
+    assert categories.keyboard is not None and not categories.keyboard.get("inline")
+    kinds = {b["action"]["type"] for row in categories.keyboard["buttons"] for b in row}
+    assert kinds == {"text"}
+    # Pressing such a button sends its label with the payload.
+    said = await vk.says(
+        RESIDENT, "🛣 Дороги", payload=json.dumps({"a": "i:category:roads"}, ensure_ascii=False)
+    )
+    assert said[0].text.startswith(texts.ASK_DESCRIPTION.split(":")[0])
