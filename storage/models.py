@@ -125,6 +125,22 @@ class Appeal(Base):
         Index("ix_appeals_department_status", "department_id", "status"),
         Index("ix_appeals_resident", "resident_id", "id"),
         Index("ix_appeals_created", "created_at"),
+        # Reports (/stats): every column the grouped counts and answer times read, so a period
+        # is one range scan of this index without touching the rows (descriptions are big).
+        Index(
+            "ix_appeals_report",
+            "created_at",
+            "category_id",
+            "status",
+            "department_id",
+            "platform",
+            "reopened_count",
+            "deadline_at",
+            "first_answer_at",
+            "resolved_at",
+        ),
+        # The heat map: pins of a period without reading the rows.
+        Index("ix_appeals_pins", "created_at", "latitude", "longitude", "category_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

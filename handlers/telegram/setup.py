@@ -9,8 +9,9 @@ from aiogram.types import CallbackQuery
 from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
+from bot.core.reports import ReportService
 from bot.core.routing import RoutingService
-from handlers.telegram import citizen, errors, groups, staff
+from handlers.telegram import citizen, errors, groups, reports, staff
 
 STALE = "Эта кнопка устарела."
 
@@ -41,11 +42,13 @@ def build_dispatcher(
     dispatcher["routing"] = routing
     dispatcher["worker"] = worker
     dispatcher["coordinator_ids"] = coordinator_ids
+    dispatcher["reports"] = ReportService(staff_service.db, staff_service.config)
     # Order matters: group administration, then staff replies to cards (which may come from a
     # coordinator's private chat), then the residents' conversation.
     dispatcher.include_routers(
         errors.build_router(),
         groups.build_router(),
+        reports.build_router(),
         staff.build_router(),
         citizen.build_router(),
         fallback_router(),

@@ -1,0 +1,100 @@
+"""PNG images for reports, drawn with matplotlib's Agg backend (no display, no network).
+
+matplotlib's pyplot keeps global state and is not thread-safe, so figures are built through the
+object API (``Figure``) and nothing is shared between calls.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from datetime import date
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything imports pyplot: the bot runs headless
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+# Bundled with matplotlib and covers Cyrillic, so labels read the same on any server.
+FONT = "DejaVu Sans"
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def daily_flow(days: list[date], flow: dict[str, list[int]], title: str) -> bytes:
+    """Stacked bars: appeals per local day, one colour per category."""
+    figure = Figure(figsize=(10, 5.2))
+    axes = figure.add_subplot()
+    positions = list(range(len(days)))
+    bottom = [0] * len(days)
+    colours = matplotlib.colormaps["tab10" if len(flow) <= 10 else "tab20"]
+    for index, (category, counts) in enumerate(flow.items()):
+        axes.bar(
+            positions,
+            counts,
+            bottom=bottom,
+            width=0.85,
+            label=category,
+            color=colours(index % colours.N),
+        )
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    every = max(1, math.ceil(len(days) / 15))  # at most ~15 date labels, whatever the period
+    axes.set_xticks(positions[::every], [f"{day:%d.%m}" for day in days[::every]])
+    axes.tick_params(axis="x", labelrotation=45)
+    axes.set_xlim(-0.6, len(days) - 0.4)
+    axes.set_ylabel("Обращений в день", fontname=FONT)
+    axes.set_title(title, fontname=FONT)
+    axes.grid(axis="y", alpha=0.3)
+    if flow:
+        axes.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9, frameon=False, title="Категории"
+        )
+    else:
+        axes.text(0.5, 0.5, "Обращений нет", ha="center", va="center", transform=axes.transAxes)
+    return _png(figure)
+
+
+def heat_map(
+    cells: list[tuple[int, int, int]],
+    size: int,
+    south: float,
+    north: float,
+    west: float,
+    east: float,
+    title: str,
+) -> bytes:
+    """Appeals per grid cell, on a log scale (a few busy streets would otherwise hide the rest);
+    axes in degrees, stretched so that a kilometre looks the same both ways."""
+    grid = [[0.0] * size for _ in range(size)]
+    for row, column, count in cells:
+        if 0 <= row < size and 0 <= column < size:
+            grid[row][column] = float(count)
+    masked = [[value if value > 0 else math.nan for value in line] for line in grid]
+    figure = Figure(figsize=(8, 8))
+    axes = figure.add_subplot()
+    pad_lat = (north - south) / (2 * (size - 1)) if north > south else 0.005
+    pad_lon = (east - west) / (2 * (size - 1)) if east > west else 0.005
+    image = axes.imshow(
+        masked,
+        origin="lower",
+        extent=(west - pad_lon, east + pad_lon, south - pad_lat, north + pad_lat),
+        cmap="inferno_r",
+        norm=LogNorm(vmin=1, vmax=max(1.0, max(max(line) for line in grid))),
+        interpolation="nearest",
+    )
+    axes.set_aspect(1 / max(math.cos(math.radians((south + north) / 2)), 0.1))
+    axes.set_facecolor("#f4f4f0")
+    axes.set_xlabel("Долгота", fontname=FONT)
+    axes.set_ylabel("Широта", fontname=FONT)
+    axes.set_title(title, fontname=FONT)
+    axes.grid(alpha=0.25)
+    figure.colorbar(image, ax=axes, shrink=0.7, label="Обращений в клетке")
+    return _png(figure)

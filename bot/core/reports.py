@@ -1,0 +1,227 @@
+"""The coordinator's figures for a period: counts, answer times, on-time share, spikes.
+
+The database aggregates (storage/report_queries.py); this module only adds up a few hundred
+grouped rows and decides what counts as a spike.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.config import CoreConfig
+from bot.core.export import write_xlsx
+from bot.core.periods import Period
+from storage import report_queries as q
+from storage.models import Appeal
+from storage.uow import Database
+
+BASELINE_PERIODS = 8  # how many preceding periods of the same length make a category's norm
+SPIKE_MIN_COUNT = 5  # fewer appeals than this is never a spike, whatever the norm
+SPIKE_SIGMAS = 2.0
+SPIKE_MIN_RATIO = 1.5  # and at least this many times the norm, so a tiny σ cannot fire it
+TOP_ADDRESSES = 5
+MAP_CELLS = 120  # the heat map's grid: 120 x 120 cells over the pins' extent
+MAP_UNPINNED_ADDRESSES = 10
+
+
+@dataclass(frozen=True)
+class Spike:
+    category: str
+    count: int
+    baseline_mean: float
+    baseline_sd: float
+
+
+@dataclass(frozen=True)
+class TimeFigures:
+    """Seconds from filing to an event: median and 90th percentile, over ``count`` appeals."""
+
+    count: int
+    median: float | None
+    p90: float | None
+
+
+@dataclass
+class StatsReport:
+    period: Period
+    total: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_category: Counter[str] = field(default_factory=Counter)
+    by_department: Counter[str] = field(default_factory=Counter)
+    by_platform: Counter[str] = field(default_factory=Counter)
+    on_time: int = 0
+    late: int = 0
+    reopened: int = 0
+    first_answer: TimeFigures = TimeFigures(0, None, None)
+    solution: TimeFigures = TimeFigures(0, None, None)
+    top_addresses: list[tuple[str, int]] = field(default_factory=list)
+    spikes: list[Spike] = field(default_factory=list)
+    # The daily flow for the chart: category title -> appeals per day of the period.
+    daily: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def on_time_share(self) -> float | None:
+        judged = self.on_time + self.late
+        return self.on_time / judged if judged else None
+
+    @property
+    def reopened_share(self) -> float | None:
+        return self.reopened / self.total if self.total else None
+
+
+def find_spikes(
+    current: dict[str, int], baseline: dict[str, list[int]], min_count: int = SPIKE_MIN_COUNT
+) -> list[Spike]:
+    """Categories whose count clearly exceeds their own norm: above mean + 2σ of the preceding
+    periods, at least 1.5 times the mean, and not a handful of appeals."""
+    spikes = []
+    for category, count in current.items():
+        history = baseline.get(category, [])
+        if not history or count < min_count:
+            continue
+        mean = statistics.fmean(history)
+        sd = statistics.pstdev(history)
+        if count > mean + SPIKE_SIGMAS * sd and count >= SPIKE_MIN_RATIO * mean:
+            spikes.append(Spike(category, count, mean, sd))
+    return sorted(spikes, key=lambda s: s.count - s.baseline_mean, reverse=True)
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    extent: q.PinExtent
+    cells: list[tuple[int, int, int]]  # (row, column, appeals) on a MAP_CELLS grid
+    unpinned_addresses: list[tuple[str, int]]
+
+
+class ReportService:
+    def __init__(self, db: Database, config: CoreConfig) -> None:
+        self.db = db
+        self.config = config
+
+    async def _names(self) -> tuple[dict[int, str], dict[int, str], list[str]]:
+        async with self.db.uow() as uow:
+            categories = await q.categories(uow.session)
+            departments = await q.departments(uow.session)
+        titles = {c.id: c.title for c in categories}
+        return titles, {d.id: d.name for d in departments}, [c.title for c in categories]
+
+    async def stats(self, period: Period, now: datetime) -> StatsReport:
+        titles, departments, order = await self._names()
+        report = StatsReport(period)
+        async with self.db.uow() as uow:
+            session = uow.session
+            rows = await q.breakdown(session, period.start, period.end, now)
+            answered = resolved = 0
+            for row in rows:
+                report.total += row.count
+                report.by_status[row.status] += row.count
+                report.by_category[titles.get(row.category_id, "?")] += row.count
+                report.by_department[departments.get(row.department_id, "?")] += row.count
+                report.by_platform[row.platform] += row.count
+                report.on_time += row.on_time
+                report.late += row.late
+                report.reopened += row.reopened
+                answered += row.answered
+                resolved += row.resolved
+            report.first_answer = await self._times(
+                session, period, Appeal.first_answer_at, answered
+            )
+            report.solution = await self._times(session, period, Appeal.resolved_at, resolved)
+            report.top_addresses = await q.top_addresses(
+                session, period.start, period.end, TOP_ADDRESSES
+            )
+            report.spikes = await self._spikes(session, period, titles)
+            report.daily = await self._daily(session, period, titles, order)
+        return report
+
+    async def _times(
+        self, session: AsyncSession, period: Period, until: q.Column, count: int
+    ) -> TimeFigures:
+        median = await q.percentile(session, period.start, period.end, until, count, 0.5)
+        p90 = await q.percentile(session, period.start, period.end, until, count, 0.9)
+        return TimeFigures(count, median, p90)
+
+    async def _spikes(
+        self, session: AsyncSession, period: Period, titles: dict[int, str]
+    ) -> list[Spike]:
+        """The period against the same stretch of each of the preceding periods: for «today» up
+        to 15:40, the same hours of the previous days; for a week, the previous weeks."""
+        length = period.end - period.start
+        if length.total_seconds() <= 0:
+            return []
+        windows = [
+            (period.start - i * period.step, period.start - i * period.step + length)
+            for i in range(BASELINE_PERIODS + 1)
+        ]
+        counts = await q.window_counts(session, windows)
+        current: dict[str, int] = {}
+        baseline: dict[str, list[int]] = {
+            title: [0] * BASELINE_PERIODS for title in titles.values()
+        }
+        for window, category_id, count in counts:
+            title = titles.get(category_id, "?")
+            if window == 0:
+                current[title] = count
+            else:
+                baseline.setdefault(title, [0] * BASELINE_PERIODS)[window - 1] = count
+        return find_spikes(current, baseline)
+
+    async def _daily(
+        self, session: AsyncSession, period: Period, titles: dict[int, str], order: list[str]
+    ) -> dict[str, list[int]]:
+        days = period.days
+        index: dict[date, int] = {day: i for i, day in enumerate(days)}
+        offset = period.start.utcoffset()
+        assert offset is not None
+        flow: dict[str, list[int]] = {}
+        for day, category_id, count in await q.daily_counts(
+            session, period.start, period.end, offset
+        ):
+            if day in index:
+                flow.setdefault(titles.get(category_id, "?"), [0] * len(days))[index[day]] += count
+        return {title: flow[title] for title in order if title in flow} | {
+            title: counts for title, counts in flow.items() if title not in order
+        }
+
+    async def category_by_word(self, word: str) -> tuple[int, str] | list[str]:
+        """A category (id, title) by its code or title as a coordinator types it, in any case;
+        when none matches, the codes that would."""
+        wanted = word.strip().casefold()
+        async with self.db.uow() as uow:
+            categories = await q.categories(uow.session)
+        for category in categories:
+            if wanted in (category.code.casefold(), category.title.casefold()):
+                return category.id, category.title
+        return [category.code for category in categories if category.active]
+
+    async def heat_map(self, period: Period, category_id: int | None) -> HeatMap:
+        async with self.db.uow() as uow:
+            session = uow.session
+            extent = await q.pin_extent(session, period.start, period.end, category_id)
+            cells = []
+            if extent.pins:
+                cells = await q.pin_grid(
+                    session, period.start, period.end, category_id, extent, MAP_CELLS
+                )
+            addresses = []
+            if extent.unpinned_with_address:
+                addresses = await q.top_addresses(
+                    session,
+                    period.start,
+                    period.end,
+                    MAP_UNPINNED_ADDRESSES,
+                    category_id=category_id,
+                    unpinned_only=True,
+                )
+        return HeatMap(extent, cells, addresses)
+
+    async def export(self, period: Period, now: datetime) -> tuple[bytes, int]:
+        """The workbook and how many appeals it holds."""
+        async with self.db.uow() as uow:
+            rows = q.export_rows(uow.session, period.start, period.end)
+            return await write_xlsx(rows, self.config.tz, now)

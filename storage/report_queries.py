@@ -1,0 +1,299 @@
+"""Report queries: every figure is aggregated by the database (GROUP BY, ORDER BY … OFFSET),
+so a report costs a few index range scans however many appeals there are.
+
+Portable across SQLite and PostgreSQL: the few expressions that differ (time differences, days,
+grid cells) are built per dialect in one place each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, Float, Integer, and_, case, cast, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.elements import ColumnElement
+
+from storage.models import Appeal, Category, Department
+
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def seconds_between(session: AsyncSession, later: Column, earlier: Column) -> ColumnElement[float]:
+    if _dialect(session) == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return cast(func.extract("epoch", later - earlier), Float)
+
+
+def local_day(session: AsyncSession, offset: timedelta) -> ColumnElement[Any]:
+    """The local day of ``created_at`` at a fixed UTC offset (the zone's offset for the period;
+    a DST change inside a period shifts that period's day boundaries by its hour)."""
+    minutes = int(offset.total_seconds() // 60)
+    if _dialect(session) == "sqlite":
+        return func.date(Appeal.created_at, f"{minutes:+d} minutes")
+    return cast(Appeal.created_at + timedelta(minutes=minutes), Date)
+
+
+def _truncate(session: AsyncSession, value: ColumnElement[Any]) -> ColumnElement[int]:
+    """Towards zero in both: PostgreSQL's CAST rounds, SQLite's truncates."""
+    if _dialect(session) == "sqlite":
+        return cast(value, Integer)
+    return cast(func.trunc(value), Integer)
+
+
+async def categories(session: AsyncSession) -> list[Category]:
+    """Every category, retired ones too: old appeals keep their titles in reports."""
+    return list(await session.scalars(select(Category).order_by(Category.position, Category.id)))
+
+
+async def departments(session: AsyncSession) -> list[Department]:
+    return list(await session.scalars(select(Department).order_by(Department.id)))
+
+
+def in_period(start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(Appeal.created_at >= start, Appeal.created_at < end)
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    status: str
+    category_id: int
+    department_id: int
+    platform: str
+    count: int
+    reopened: int  # reopened at least once by the resident
+    on_time: int  # first answer no later than the deadline
+    late: int  # answered late, or unanswered past the deadline
+    answered: int
+    resolved: int
+
+
+async def breakdown(
+    session: AsyncSession, start: datetime, end: datetime, now: datetime
+) -> list[BreakdownRow]:
+    """One pass over the period grouped by everything the report splits by: a few hundred rows
+    at most (statuses x categories x departments x platforms), summed up by the caller."""
+    on_time = Appeal.first_answer_at <= Appeal.deadline_at
+    late = or_(
+        Appeal.first_answer_at > Appeal.deadline_at,
+        and_(Appeal.first_answer_at.is_(None), Appeal.deadline_at < now),
+    )
+    stmt = (
+        select(
+            Appeal.status,
+            Appeal.category_id,
+            Appeal.department_id,
+            Appeal.platform,
+            func.count(),
+            func.sum(case((Appeal.reopened_count > 0, 1), else_=0)),
+            func.sum(case((on_time, 1), else_=0)),
+            func.sum(case((late, 1), else_=0)),
+            func.count(Appeal.first_answer_at),
+            func.count(Appeal.resolved_at),
+        )
+        .where(in_period(start, end))
+        .group_by(Appeal.status, Appeal.category_id, Appeal.department_id, Appeal.platform)
+    )
+    rows = await session.execute(stmt)
+    return [
+        BreakdownRow(row[0], row[1], row[2], row[3], *(int(value or 0) for value in row[4:]))
+        for row in rows
+    ]
+
+
+async def percentile(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    until: Column,
+    count: int,
+    fraction: float,
+) -> float | None:
+    """The ``fraction`` percentile of ``until - created_at`` in seconds over the ``count`` appeals
+    that have ``until``; linear between the two nearest ranks (as numpy's default does).
+
+    ORDER BY … LIMIT 2 OFFSET k: the database sorts, only two values come back."""
+    if count == 0:
+        return None
+    position = fraction * (count - 1)
+    below = int(position)
+    duration = seconds_between(session, until, Appeal.created_at)
+    stmt = (
+        select(duration)
+        .where(in_period(start, end), until.is_not(None))
+        .order_by(duration)
+        .limit(2)
+        .offset(below)
+    )
+    values = [float(value) for value in (await session.scalars(stmt))]
+    if not values:
+        return None
+    upper = values[1] if len(values) > 1 else values[0]
+    return values[0] + (upper - values[0]) * (position - below)
+
+
+async def daily_counts(
+    session: AsyncSession, start: datetime, end: datetime, offset: timedelta
+) -> list[tuple[date, int, int]]:
+    """(local day, category id, appeals) for the chart of the daily flow."""
+    day = local_day(session, offset)
+    stmt = (
+        select(day, Appeal.category_id, func.count())
+        .where(in_period(start, end))
+        .group_by(day, Appeal.category_id)
+    )
+    result = []
+    for raw_day, category_id, count in await session.execute(stmt):
+        as_date = raw_day if isinstance(raw_day, date) else date.fromisoformat(str(raw_day))
+        result.append((as_date, int(category_id), int(count)))
+    return result
+
+
+async def window_counts(
+    session: AsyncSession, windows: Sequence[tuple[datetime, datetime]]
+) -> list[tuple[int, int, int]]:
+    """(window index, category id, appeals) for disjoint time windows, in one range scan."""
+    which = case(
+        *((in_period(start, end), index) for index, (start, end) in enumerate(windows)),
+        else_=None,
+    )
+    first = min(start for start, _ in windows)
+    last = max(end for _, end in windows)
+    stmt = (
+        select(which, Appeal.category_id, func.count())
+        .where(in_period(first, last), which.is_not(None))
+        .group_by(which, Appeal.category_id)
+    )
+    return [(int(w), int(c), int(n)) for w, c, n in await session.execute(stmt)]
+
+
+async def top_addresses(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    category_id: int | None = None,
+    unpinned_only: bool = False,
+) -> list[tuple[str, int]]:
+    conditions = [in_period(start, end), Appeal.address.is_not(None), Appeal.address != ""]
+    if category_id is not None:
+        conditions.append(Appeal.category_id == category_id)
+    if unpinned_only:
+        conditions.append(Appeal.latitude.is_(None))
+    count = func.count().label("n")
+    stmt = (
+        select(Appeal.address, count)
+        .where(*conditions)
+        .group_by(Appeal.address)
+        .order_by(count.desc(), Appeal.address)
+        .limit(limit)
+    )
+    return [(str(address), int(n)) for address, n in await session.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class PinExtent:
+    pins: int
+    unpinned_with_address: int
+    south: float
+    north: float
+    west: float
+    east: float
+
+
+async def pin_extent(
+    session: AsyncSession, start: datetime, end: datetime, category_id: int | None
+) -> PinExtent:
+    pinned = Appeal.latitude.is_not(None) & Appeal.longitude.is_not(None)
+    unpinned = Appeal.latitude.is_(None) & Appeal.address.is_not(None) & (Appeal.address != "")
+    conditions = [in_period(start, end)]
+    if category_id is not None:
+        conditions.append(Appeal.category_id == category_id)
+    stmt = select(
+        func.sum(case((pinned, 1), else_=0)),
+        func.sum(case((unpinned, 1), else_=0)),
+        func.min(Appeal.latitude),
+        func.max(Appeal.latitude),
+        func.min(Appeal.longitude),
+        func.max(Appeal.longitude),
+    ).where(*conditions)
+    row = (await session.execute(stmt)).one()
+    return PinExtent(
+        int(row[0] or 0),
+        int(row[1] or 0),
+        float(row[2] or 0.0),
+        float(row[3] or 0.0),
+        float(row[4] or 0.0),
+        float(row[5] or 0.0),
+    )
+
+
+async def pin_grid(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    category_id: int | None,
+    extent: PinExtent,
+    cells: int,
+) -> list[tuple[int, int, int]]:
+    """(row, column, appeals) on a ``cells`` x ``cells`` grid over the extent: the heat map is
+    drawn from counts per cell, never from the individual pins."""
+    lat_span = max(extent.north - extent.south, 1e-9)
+    lon_span = max(extent.east - extent.west, 1e-9)
+    row = _truncate(session, (Appeal.latitude - extent.south) * ((cells - 1) / lat_span))
+    column = _truncate(session, (Appeal.longitude - extent.west) * ((cells - 1) / lon_span))
+    conditions = [in_period(start, end), Appeal.latitude.is_not(None)]
+    conditions.append(Appeal.longitude.is_not(None))
+    if category_id is not None:
+        conditions.append(Appeal.category_id == category_id)
+    stmt = select(row, column, func.count()).where(*conditions).group_by(row, column)
+    return [(int(r), int(c), int(n)) for r, c, n in await session.execute(stmt)]
+
+
+EXPORT_COLUMNS = (
+    Appeal.number,
+    Appeal.created_at,
+    Appeal.first_answer_at,
+    Appeal.resolved_at,
+    Appeal.closed_at,
+    Category.title,
+    Department.name,
+    Appeal.status,
+    Appeal.deadline_at,
+    Appeal.address,
+    Appeal.latitude,
+    Appeal.longitude,
+    Appeal.platform,
+    Appeal.reopened_count,
+)
+
+
+async def export_rows(
+    session: AsyncSession, start: datetime, end: datetime, batch: int = 2000
+) -> AsyncIterator[Sequence[Any]]:
+    """The period's appeals oldest first, streamed in batches (a year's export fits no list)."""
+    stmt = (
+        select(*EXPORT_COLUMNS)
+        .join(Category, Category.id == Appeal.category_id)
+        .join(Department, Department.id == Appeal.department_id)
+        .where(in_period(start, end))
+        .order_by(Appeal.created_at, Appeal.id)
+        .execution_options(yield_per=batch)
+    )
+    result = await session.stream(stmt)
+    async for row in result:
+        yield tuple(_aware(value) for value in row)
+
+
+def _aware(value: Any) -> Any:
+    # Columns selected one by one skip the ORM type's result processing on some drivers.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
