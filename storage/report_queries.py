@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, Integer, and_, case, cast, func, or_, select
+from sqlalchemy import Date, Float, Integer, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
@@ -38,7 +38,8 @@ def local_day(session: AsyncSession, offset: timedelta) -> ColumnElement[Any]:
     minutes = int(offset.total_seconds() // 60)
     if _dialect(session) == "sqlite":
         return func.date(Appeal.created_at, f"{minutes:+d} minutes")
-    return cast(Appeal.created_at + timedelta(minutes=minutes), Date)
+    # A literal, not a parameter: GROUP BY must repeat the very same expression.
+    return cast(Appeal.created_at + literal_column(f"interval '{minutes} minutes'"), Date)
 
 
 def _truncate(session: AsyncSession, value: ColumnElement[Any]) -> ColumnElement[int]:

@@ -78,6 +78,7 @@ async def _chart(reports: ReportService, period: Period) -> tuple[str, BufferedI
 async def stats(
     message: Message,
     command: CommandObject,
+    bot: Bot,
     reports: ReportService,
     coordinator_ids: tuple[int, ...],
 ) -> None:
@@ -93,7 +94,11 @@ async def stats(
     photo = await message.answer_photo(chart)
     # The buttons go on the text once the chart exists: they carry its id to replace it.
     with suppress(TelegramBadRequest):
-        await sent.edit_reply_markup(reply_markup=period_buttons(period, photo.message_id))
+        await bot.edit_message_reply_markup(
+            chat_id=message.chat.id,
+            message_id=sent.message_id,
+            reply_markup=period_buttons(period, photo.message_id),
+        )
 
 
 async def stats_switch(
