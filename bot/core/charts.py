@@ -9,17 +9,20 @@ from __future__ import annotations
 import io
 import math
 from datetime import date
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # before anything imports pyplot: the bot runs headless
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 # Bundled with matplotlib and covers Cyrillic, so labels read the same on any server.
 FONT = "DejaVu Sans"
+BARS_UP_TO_DAYS = 62
 
 
 def _png(figure: Figure) -> bytes:
@@ -30,27 +33,19 @@ def _png(figure: Figure) -> bytes:
 
 
 def daily_flow(days: list[date], flow: dict[str, list[int]], title: str) -> bytes:
-    """Stacked bars: appeals per local day, one colour per category."""
+    """Stacked bars of appeals per local day, one colour per category; a long period becomes
+    stacked areas per week (hundreds of thin bars are slow to draw and unreadable)."""
     figure = Figure(figsize=(10, 5.2))
     axes = figure.add_subplot()
-    positions = list(range(len(days)))
-    bottom = [0] * len(days)
     colours = matplotlib.colormaps["tab10" if len(flow) <= 10 else "tab20"]
-    for index, (category, counts) in enumerate(flow.items()):
-        axes.bar(
-            positions,
-            counts,
-            bottom=bottom,
-            width=0.85,
-            label=category,
-            color=colours(index % colours.N),
-        )
-        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    every = max(1, math.ceil(len(days) / 15))  # at most ~15 date labels, whatever the period
-    axes.set_xticks(positions[::every], [f"{day:%d.%m}" for day in days[::every]])
+    palette = [colours(index % colours.N) for index in range(len(flow))]
+    if len(days) <= BARS_UP_TO_DAYS:
+        _bars(axes, days, flow, palette)
+        axes.set_ylabel("Обращений в день", fontname=FONT)
+    else:
+        _weekly_areas(axes, days, flow, palette)
+        axes.set_ylabel("Обращений в неделю", fontname=FONT)
     axes.tick_params(axis="x", labelrotation=45)
-    axes.set_xlim(-0.6, len(days) - 0.4)
-    axes.set_ylabel("Обращений в день", fontname=FONT)
     axes.set_title(title, fontname=FONT)
     axes.grid(axis="y", alpha=0.3)
     if flow:
@@ -60,6 +55,29 @@ def daily_flow(days: list[date], flow: dict[str, list[int]], title: str) -> byte
     else:
         axes.text(0.5, 0.5, "Обращений нет", ha="center", va="center", transform=axes.transAxes)
     return _png(figure)
+
+
+def _bars(axes: Axes, days: list[date], flow: dict[str, list[int]], palette: list[Any]) -> None:
+    positions = list(range(len(days)))
+    bottom = [0] * len(days)
+    for colour, (category, counts) in zip(palette, flow.items(), strict=True):
+        axes.bar(positions, counts, bottom=bottom, width=0.85, label=category, color=colour)
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    every = max(1, math.ceil(len(days) / 15))  # at most ~15 date labels, whatever the period
+    axes.set_xticks(positions[::every], [f"{day:%d.%m}" for day in days[::every]])
+    axes.set_xlim(-0.6, len(days) - 0.4)
+
+
+def _weekly_areas(
+    axes: Axes, days: list[date], flow: dict[str, list[int]], palette: list[Any]
+) -> None:
+    weeks = list(range(0, len(days), 7))
+    series = [[sum(counts[w : w + 7]) for w in weeks] for counts in flow.values()]
+    if series:
+        axes.stackplot(weeks, *series, labels=list(flow), colors=palette, alpha=0.9)
+    every = max(1, math.ceil(len(weeks) / 15))
+    axes.set_xticks(weeks[::every], [f"{days[w]:%d.%m.%y}" for w in weeks[::every]])
+    axes.set_xlim(0, max(weeks[-1], 1))
 
 
 def heat_map(
