@@ -1,23 +1,15 @@
-"""The period's appeals as an XLSX workbook a coordinator opens in Excel or LibreOffice.
-
-openpyxl's write-only mode streams rows to disk as they come, so a year of appeals never sits
-in memory as cell objects.
-"""
+"""The period's appeals as an XLSX workbook a coordinator opens in Excel or LibreOffice."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-
 from bot.core import texts
 from bot.core.periods import Period
+from bot.core.xlsx import SheetWriter
 
 HEADERS = (
     ("Номер", 14),
@@ -36,7 +28,6 @@ HEADERS = (
     ("Платформа", 12),
     ("Возобновлений", 14),
 )
-DATE_FORMAT = "DD.MM.YYYY HH:MM"
 
 
 def file_name(period: Period) -> str:
@@ -54,51 +45,36 @@ async def write_xlsx(
     rows: AsyncIterator[Sequence[Any]], tz: ZoneInfo, now: datetime
 ) -> tuple[bytes, int]:
     """The rows of ``report_queries.export_rows`` as a workbook; returns it and the row count."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Обращения")
-    for index, (_, width) in enumerate(HEADERS):
-        sheet.column_dimensions[chr(ord("A") + index)].width = width
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    sheet.append([_styled(sheet, title, font=bold) for title, _ in HEADERS])
 
-    def moment(value: datetime | None) -> Any:
-        if value is None:
-            return None
+    def local(value: datetime | None) -> datetime | None:
         # Excel has no time zones: local wall-clock time, as the coordinator reads it.
-        return _styled(sheet, value.astimezone(tz).replace(tzinfo=None), number_format=DATE_FORMAT)
+        return None if value is None else value.astimezone(tz).replace(tzinfo=None)
 
     count = 0
-    async for row in rows:
-        (number, created, first_answer, resolved, closed, category, department, status) = row[:8]
-        deadline, address, latitude, longitude, platform, reopened = row[8:]
-        sheet.append(
-            [
-                number,
-                moment(created),
-                moment(first_answer),
-                moment(resolved),
-                moment(closed),
-                category,
-                department,
-                texts.REPORT_STATUS.get(status, status),
-                moment(deadline),
-                answered_on_time(first_answer, deadline, now),
-                address,
-                latitude,
-                longitude,
-                texts.REPORT_PLATFORM.get(platform, platform),
-                reopened,
+    with SheetWriter("Обращения", HEADERS) as sheet:
+        async for row in rows:
+            (number, created, first_answer, resolved, closed, category, department, status) = row[
+                :8
             ]
-        )
-        count += 1
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue(), count
-
-
-def _styled(sheet: Any, value: Any, **style: Any) -> Any:
-    cell = WriteOnlyCell(sheet, value=value)
-    for name, setting in style.items():
-        setattr(cell, name, setting)
-    return cell
+            deadline, address, latitude, longitude, platform, reopened = row[8:]
+            sheet.row(
+                [
+                    number,
+                    local(created),
+                    local(first_answer),
+                    local(resolved),
+                    local(closed),
+                    category,
+                    department,
+                    texts.REPORT_STATUS.get(status, status),
+                    local(deadline),
+                    answered_on_time(first_answer, deadline, now),
+                    address,
+                    latitude,
+                    longitude,
+                    texts.REPORT_PLATFORM.get(platform, platform),
+                    reopened,
+                ]
+            )
+            count += 1
+    return sheet.content(), count

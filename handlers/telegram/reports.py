@@ -183,7 +183,7 @@ async def heat_map(
             extent.north,
             extent.west,
             extent.east,
-            caption.split(". ")[0],
+            texts.MAP_TITLE.format(**where),
         )
         await message.answer_photo(BufferedInputFile(png, filename="map.png"), caption=caption)
     if extent.unpinned_with_address:
