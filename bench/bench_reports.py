@@ -59,8 +59,8 @@ async def stats(bench: Bench, period: Period) -> None:
 
 async def heat_map(bench: Bench, period: Period) -> None:
     data = await bench.reports.heat_map(period, None)
-    e = data.extent
-    charts.heat_map(data.cells, MAP_CELLS, e.south, e.north, e.west, e.east, "bench")
+    box = data.box
+    charts.heat_map(data.cells, MAP_CELLS, box.south, box.north, box.west, box.east, "bench")
 
 
 async def export(bench: Bench, period: Period) -> None:

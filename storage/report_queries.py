@@ -238,22 +238,33 @@ async def pin_extent(
     )
 
 
+@dataclass(frozen=True)
+class Box:
+    south: float
+    north: float
+    west: float
+    east: float
+
+
 async def pin_grid(
     session: AsyncSession,
     start: datetime,
     end: datetime,
     category_id: int | None,
-    extent: PinExtent,
+    box: Box,
     cells: int,
 ) -> list[tuple[int, int, int]]:
-    """(row, column, appeals) on a ``cells`` x ``cells`` grid over the extent: the heat map is
-    drawn from counts per cell, never from the individual pins."""
-    lat_span = max(extent.north - extent.south, 1e-9)
-    lon_span = max(extent.east - extent.west, 1e-9)
-    row = _truncate(session, (Appeal.latitude - extent.south) * ((cells - 1) / lat_span))
-    column = _truncate(session, (Appeal.longitude - extent.west) * ((cells - 1) / lon_span))
-    conditions = [in_period(start, end), Appeal.latitude.is_not(None)]
-    conditions.append(Appeal.longitude.is_not(None))
+    """(row, column, appeals) on a ``cells`` x ``cells`` grid over the box (pins outside it are
+    left out): the heat map is drawn from counts per cell, never from the individual pins."""
+    lat_span = max(box.north - box.south, 1e-9)
+    lon_span = max(box.east - box.west, 1e-9)
+    row = _truncate(session, (Appeal.latitude - box.south) * ((cells - 1) / lat_span))
+    column = _truncate(session, (Appeal.longitude - box.west) * ((cells - 1) / lon_span))
+    conditions = [
+        in_period(start, end),
+        Appeal.latitude.between(box.south, box.north),
+        Appeal.longitude.between(box.west, box.east),
+    ]
     if category_id is not None:
         conditions.append(Appeal.category_id == category_id)
     stmt = select(row, column, func.count()).where(*conditions).group_by(row, column)

@@ -28,14 +28,16 @@ BARS_UP_TO_DAYS = 62
 def _png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    # Fixed margins rather than bbox_inches="tight", which draws the whole figure twice.
+    figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
 def daily_flow(days: list[date], flow: dict[str, list[int]], title: str) -> bytes:
     """Stacked bars of appeals per local day, one colour per category; a long period becomes
     stacked areas per week (hundreds of thin bars are slow to draw and unreadable)."""
-    figure = Figure(figsize=(10, 5.2))
+    figure = Figure(figsize=(11, 5.5))
+    figure.subplots_adjust(left=0.06, right=0.8, bottom=0.14, top=0.93)
     axes = figure.add_subplot()
     colours = matplotlib.colormaps["tab10" if len(flow) <= 10 else "tab20"]
     palette = [colours(index % colours.N) for index in range(len(flow))]
@@ -96,7 +98,8 @@ def heat_map(
         if 0 <= row < size and 0 <= column < size:
             grid[row][column] = float(count)
     masked = [[value if value > 0 else math.nan for value in line] for line in grid]
-    figure = Figure(figsize=(8, 8))
+    figure = Figure(figsize=(8.5, 8))
+    figure.subplots_adjust(left=0.1, right=0.95, bottom=0.07, top=0.94)
     axes = figure.add_subplot()
     pad_lat = (north - south) / (2 * (size - 1)) if north > south else 0.005
     pad_lon = (east - west) / (2 * (size - 1)) if east > west else 0.005

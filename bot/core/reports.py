@@ -21,6 +21,8 @@ from storage.models import Appeal
 from storage.uow import Database
 
 BASELINE_PERIODS = 8  # how many preceding periods of the same length make a category's norm
+BASELINE_DAYS = 120  # …within about four months: older seasons are a different norm
+MIN_BASELINE_PERIODS = 3
 SPIKE_MIN_COUNT = 5  # fewer appeals than this is never a spike, whatever the norm
 SPIKE_SIGMAS = 2.0
 SPIKE_MIN_RATIO = 1.5  # and at least this many times the norm, so a tiny σ cannot fire it
@@ -28,6 +30,7 @@ TOP_ADDRESSES = 5
 HISTORY_TOLERANCE = timedelta(days=1)  # a period that began on the first appeal's day counts
 MAP_CELLS = 120  # the heat map's grid: 120 x 120 cells over the pins' extent
 MAP_UNPINNED_ADDRESSES = 10
+MAP_FOCUS_SHARE = 0.98  # the map shows where 98 % of the pins are; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,43 @@ def find_spikes(
 
 @dataclass(frozen=True)
 class HeatMap:
-    extent: q.PinExtent
-    cells: list[tuple[int, int, int]]  # (row, column, appeals) on a MAP_CELLS grid
+    extent: q.PinExtent  # every pin of the period
+    box: q.Box  # the area drawn: where nearly all pins are
+    cells: list[tuple[int, int, int]]  # (row, column, appeals) on a MAP_CELLS grid over box
+    outside: int  # pins beyond the box: a few far-off villages would shrink the city to a dot
     unpinned_addresses: list[tuple[str, int]]
+
+
+def focus(cells: list[tuple[int, int, int]], size: int, box: q.Box, share: float) -> q.Box:
+    """The smallest box holding ``share`` of the pins by rows and by columns (trimming equally
+    from both sides), from the counts of a coarse grid over ``box``."""
+    total = sum(count for _, _, count in cells)
+    rows, columns = [0] * size, [0] * size
+    for row, column, count in cells:
+        rows[min(max(row, 0), size - 1)] += count
+        columns[min(max(column, 0), size - 1)] += count
+
+    def span(marginal: list[int]) -> tuple[int, int]:
+        trim = total * (1 - share) / 2
+        low, seen = 0, 0
+        while low < size - 1 and seen + marginal[low] <= trim:
+            seen += marginal[low]
+            low += 1
+        high, seen = size - 1, 0
+        while high > low and seen + marginal[high] <= trim:
+            seen += marginal[high]
+            high -= 1
+        return low, high
+
+    lat_step = (box.north - box.south) / (size - 1)
+    lon_step = (box.east - box.west) / (size - 1)
+    (low_row, high_row), (low_column, high_column) = span(rows), span(columns)
+    return q.Box(
+        box.south + low_row * lat_step,
+        box.south + (high_row + 1) * lat_step,
+        box.west + low_column * lon_step,
+        box.west + (high_column + 1) * lon_step,
+    )
 
 
 class ReportService:
@@ -160,7 +197,9 @@ class ReportService:
         oldest = await q.oldest_appeal(session)
         if length.total_seconds() <= 0 or oldest is None:
             return []
-        starts = [period.start - back * period.step for back in range(BASELINE_PERIODS + 1)]
+        periods = BASELINE_DAYS // period.step.days
+        periods = max(MIN_BASELINE_PERIODS, min(BASELINE_PERIODS, periods))
+        starts = [period.start - back * period.step for back in range(periods + 1)]
         history = [start for start in starts[1:] if start >= oldest - HISTORY_TOLERANCE]
         # One small query per window: each is a plain range scan of the covering index, far
         # cheaper than sorting every row of the whole span into windows with CASE.
@@ -205,11 +244,13 @@ class ReportService:
         async with self.db.uow() as uow:
             session = uow.session
             extent = await q.pin_extent(session, period.start, period.end, category_id)
-            cells = []
+            cells: list[tuple[int, int, int]] = []
+            box = q.Box(extent.south, extent.north, extent.west, extent.east)
             if extent.pins:
-                cells = await q.pin_grid(
-                    session, period.start, period.end, category_id, extent, MAP_CELLS
-                )
+                args = (session, period.start, period.end, category_id)
+                coarse = await q.pin_grid(*args, box, MAP_CELLS)
+                box = focus(coarse, MAP_CELLS, box, MAP_FOCUS_SHARE)
+                cells = await q.pin_grid(*args, box, MAP_CELLS)
             addresses = []
             if extent.unpinned_with_address:
                 addresses = await q.top_addresses(
@@ -220,7 +261,8 @@ class ReportService:
                     category_id=category_id,
                     unpinned_only=True,
                 )
-        return HeatMap(extent, cells, addresses)
+        outside = extent.pins - sum(count for _, _, count in cells)
+        return HeatMap(extent, box, cells, outside, addresses)
 
     async def export(self, period: Period, now: datetime) -> tuple[bytes, int]:
         """The workbook and how many appeals it holds."""

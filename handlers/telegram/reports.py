@@ -175,14 +175,17 @@ async def heat_map(
         await message.answer(texts.MAP_NO_PINS.format(**where))
     else:
         caption = texts.MAP_CAPTION.format(**where, pins=extent.pins)
+        if data.outside:
+            caption += " " + texts.MAP_OUTSIDE.format(count=data.outside)
+        box = data.box
         png = await asyncio.to_thread(
             charts.heat_map,
             data.cells,
             MAP_CELLS,
-            extent.south,
-            extent.north,
-            extent.west,
-            extent.east,
+            box.south,
+            box.north,
+            box.west,
+            box.east,
             texts.MAP_TITLE.format(**where),
         )
         await message.answer_photo(BufferedInputFile(png, filename="map.png"), caption=caption)
