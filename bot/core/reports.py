@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -17,6 +19,7 @@ from bot.core.config import CoreConfig
 from bot.core.export import write_xlsx
 from bot.core.periods import Period
 from storage import report_queries as q
+from storage.db import READ_ONLY
 from storage.models import Appeal
 from storage.uow import Database
 
@@ -136,23 +139,31 @@ def focus(cells: list[tuple[int, int, int]], size: int, box: q.Box, share: float
     )
 
 
+@asynccontextmanager
+async def reading(db: Database) -> AsyncIterator[AsyncSession]:
+    """A session that only reads: on SQLite it takes no write lock, so a report over months of
+    appeals never makes a resident's new appeal wait."""
+    async with db.uow() as uow:
+        await uow.session.connection(execution_options={READ_ONLY: True})
+        yield uow.session
+
+
 class ReportService:
     def __init__(self, db: Database, config: CoreConfig) -> None:
         self.db = db
         self.config = config
 
     async def _names(self) -> tuple[dict[int, str], dict[int, str], list[str]]:
-        async with self.db.uow() as uow:
-            categories = await q.categories(uow.session)
-            departments = await q.departments(uow.session)
+        async with reading(self.db) as session:
+            categories = await q.categories(session)
+            departments = await q.departments(session)
         titles = {c.id: c.title for c in categories}
         return titles, {d.id: d.name for d in departments}, [c.title for c in categories]
 
     async def stats(self, period: Period, now: datetime) -> StatsReport:
         titles, departments, order = await self._names()
         report = StatsReport(period)
-        async with self.db.uow() as uow:
-            session = uow.session
+        async with reading(self.db) as session:
             rows = await q.breakdown(session, period.start, period.end, now)
             answered = resolved = 0
             for row in rows:
@@ -233,16 +244,15 @@ class ReportService:
         """A category (id, title) by its code or title as a coordinator types it, in any case;
         when none matches, the codes that would."""
         wanted = word.strip().casefold()
-        async with self.db.uow() as uow:
-            categories = await q.categories(uow.session)
+        async with reading(self.db) as session:
+            categories = await q.categories(session)
         for category in categories:
             if wanted in (category.code.casefold(), category.title.casefold()):
                 return category.id, category.title
         return [category.code for category in categories if category.active]
 
     async def heat_map(self, period: Period, category_id: int | None) -> HeatMap:
-        async with self.db.uow() as uow:
-            session = uow.session
+        async with reading(self.db) as session:
             extent = await q.pin_extent(session, period.start, period.end, category_id)
             cells: list[tuple[int, int, int]] = []
             box = q.Box(extent.south, extent.north, extent.west, extent.east)
@@ -266,6 +276,6 @@ class ReportService:
 
     async def export(self, period: Period, now: datetime) -> tuple[bytes, int]:
         """The workbook and how many appeals it holds."""
-        async with self.db.uow() as uow:
-            rows = q.export_rows(uow.session, period.start, period.end)
+        async with reading(self.db) as session:
+            rows = q.export_rows(session, period.start, period.end)
             return await write_xlsx(rows, self.config.tz, now)

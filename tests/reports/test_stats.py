@@ -6,11 +6,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.core.config import CoreConfig
 from bot.core.periods import PeriodError, parse_period
 from bot.core.report_render import duration, stats_text
-from bot.core.reports import ReportService, find_spikes
+from bot.core.reports import ReportService, find_spikes, reading
+from storage.models import Appeal
 from storage.uow import Database
 from tests.reports.seed import HOUR, Seeder
 
@@ -159,3 +161,16 @@ def test_durations_read_naturally() -> None:
     assert duration(3 * 3600) == "3 ч"
     assert duration(8.6 * 3600) == "8 ч 36 мин"
     assert duration(52 * 3600) == "2 дн 4 ч"
+
+
+async def test_a_report_being_read_does_not_hold_up_new_appeals(sqlite_db: Database) -> None:
+    """SQLite: a report's transaction takes no write lock (without it this waits 30 s, fails)."""
+    seeder = Seeder(sqlite_db)
+    await seeder.add("roads", at(18, 10))
+    async with reading(sqlite_db) as session:
+        assert await session.scalar(select(func.count()).select_from(Appeal)) == 1
+        await seeder.add("roads", at(18, 11))  # a resident's appeal, written meanwhile
+        # the report still sees its own snapshot
+        assert await session.scalar(select(func.count()).select_from(Appeal)) == 1
+    async with reading(sqlite_db) as session:
+        assert await session.scalar(select(func.count()).select_from(Appeal)) == 2
