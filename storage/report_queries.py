@@ -289,9 +289,9 @@ EXPORT_COLUMNS = (
 )
 
 
-async def export_rows(
+async def export_batches(
     session: AsyncSession, start: datetime, end: datetime, batch: int = 2000
-) -> AsyncIterator[Sequence[Any]]:
+) -> AsyncIterator[Sequence[Sequence[Any]]]:
     """The period's appeals oldest first, streamed in batches (a year's export fits no list)."""
     stmt = (
         select(*EXPORT_COLUMNS)
@@ -303,5 +303,4 @@ async def export_rows(
     )
     result = await session.stream(stmt)
     async for partition in result.partitions():  # one await per batch, not per row
-        for row in partition:
-            yield tuple(row)
+        yield partition

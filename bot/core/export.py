@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core import texts
 from bot.core.periods import Period
-from bot.core.xlsx import SheetWriter
+from bot.core.xlsx import SheetWriter, Value
 
 HEADERS = (
     ("Номер", 14),
@@ -41,40 +42,48 @@ def answered_on_time(first_answer: datetime | None, deadline: datetime, now: dat
     return "нет" if deadline < now else "—"
 
 
-async def write_xlsx(
-    rows: AsyncIterator[Sequence[Any]], tz: ZoneInfo, now: datetime
-) -> tuple[bytes, int]:
-    """The rows of ``report_queries.export_rows`` as a workbook; returns it and the row count."""
-
+def _appeal_row(row: Sequence[Any], tz: ZoneInfo, now: datetime) -> list[Value]:
     def local(value: datetime | None) -> datetime | None:
         # Excel has no time zones: local wall-clock time, as the coordinator reads it.
         return None if value is None else value.astimezone(tz).replace(tzinfo=None)
 
+    (number, created, first_answer, resolved, closed, category, department, status) = row[:8]
+    deadline, address, latitude, longitude, platform, reopened = row[8:]
+    return [
+        number,
+        local(created),
+        local(first_answer),
+        local(resolved),
+        local(closed),
+        category,
+        department,
+        texts.REPORT_STATUS.get(status, status),
+        local(deadline),
+        answered_on_time(first_answer, deadline, now),
+        address,
+        latitude,
+        longitude,
+        texts.REPORT_PLATFORM.get(platform, platform),
+        reopened,
+    ]
+
+
+async def write_xlsx(
+    batches: AsyncIterator[Sequence[Sequence[Any]]], tz: ZoneInfo, now: datetime
+) -> tuple[bytes, int]:
+    """The batches of ``report_queries.export_batches`` as a workbook, and the row count.
+
+    Each batch is written in a worker thread: a long period is seconds of CPU that would
+    otherwise stop every other chat (one batch at a time, so the sheet is never shared)."""
+    sheet = SheetWriter("Обращения", HEADERS)
+
+    def write(batch: Sequence[Sequence[Any]]) -> None:
+        for row in batch:
+            sheet.row(_appeal_row(row, tz, now))
+
     count = 0
-    with SheetWriter("Обращения", HEADERS) as sheet:
-        async for row in rows:
-            (number, created, first_answer, resolved, closed, category, department, status) = row[
-                :8
-            ]
-            deadline, address, latitude, longitude, platform, reopened = row[8:]
-            sheet.row(
-                [
-                    number,
-                    local(created),
-                    local(first_answer),
-                    local(resolved),
-                    local(closed),
-                    category,
-                    department,
-                    texts.REPORT_STATUS.get(status, status),
-                    local(deadline),
-                    answered_on_time(first_answer, deadline, now),
-                    address,
-                    latitude,
-                    longitude,
-                    texts.REPORT_PLATFORM.get(platform, platform),
-                    reopened,
-                ]
-            )
-            count += 1
+    async for batch in batches:
+        await asyncio.to_thread(write, batch)
+        count += len(batch)
+    sheet.close()
     return sheet.content(), count

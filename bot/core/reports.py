@@ -277,5 +277,5 @@ class ReportService:
     async def export(self, period: Period, now: datetime) -> tuple[bytes, int]:
         """The workbook and how many appeals it holds."""
         async with reading(self.db) as session:
-            rows = q.export_rows(session, period.start, period.end)
-            return await write_xlsx(rows, self.config.tz, now)
+            batches = q.export_batches(session, period.start, period.end)
+            return await write_xlsx(batches, self.config.tz, now)

@@ -260,6 +260,10 @@ MAP_NO_PINS = "За {period}{category} нет обращений с геомет
 MAP_UNPINNED = "Без геометки, только с адресом: {count}."
 MAP_UNKNOWN_CATEGORY = "Категории «{word}» нет. Категории: {codes}."
 EXPORT_CAPTION = "Обращения за {period}: {count}."
+EXPORT_TOO_BIG = (
+    "Файл за {period} вышел слишком большим для Telegram ({size} МБ при пределе 50 МБ): "
+    "выберите период покороче."
+)
 EXPORT_EMPTY = "За {period} обращений нет — выгружать нечего."
 REPORT_STATUS = {
     Status.NEW: "новое",

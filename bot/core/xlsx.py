@@ -15,7 +15,6 @@ import zipfile
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from types import TracebackType
 from xml.sax.saxutils import escape
 
 Value = str | int | float | datetime | None
@@ -79,8 +78,9 @@ def _text(value: str) -> str:
 
 
 class SheetWriter:
-    """``with SheetWriter("Обращения", [("Номер", 14), …]) as sheet: sheet.row([...])``;
-    then ``sheet.content()`` is the file. Datetimes must be naive (Excel has no time zones)."""
+    """``sheet = SheetWriter("Обращения", [("Номер", 14), …])``, ``sheet.row([...])`` per row,
+    ``sheet.close()``; then ``sheet.content()`` is the file. Datetimes must be naive (Excel has
+    no time zones)."""
 
     def __init__(self, name: str, columns: Sequence[tuple[str, float]]) -> None:
         self._buffer = io.BytesIO()
@@ -123,15 +123,8 @@ class SheetWriter:
     def content(self) -> bytes:
         return self._buffer.getvalue()
 
-    def __enter__(self) -> SheetWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Finish the file; ``content()`` is complete only after this."""
         self._sheet.write(SHEET_TAIL.encode())
         self._sheet.close()
         self._zip.close()

@@ -39,6 +39,7 @@ from bot.core.reports import MAP_CELLS, ReportService
 STATS_BUTTONS = (("today", texts.STATS_TODAY), ("7", texts.STATS_WEEK), ("30", texts.STATS_MONTH))
 MAP_DEFAULT_DAYS = 7
 EXPORT_DEFAULT_DAYS = 7
+UPLOAD_LIMIT = 50 * 2**20  # what a bot may upload through the public Bot API
 
 
 def now() -> datetime:
@@ -213,6 +214,10 @@ async def export(
     content, count = await reports.export(period, now())
     if count == 0:
         await message.answer(texts.EXPORT_EMPTY.format(period=describe(period)))
+        return
+    if len(content) > UPLOAD_LIMIT:
+        size = f"{len(content) / 2**20:.0f}"
+        await message.answer(texts.EXPORT_TOO_BIG.format(period=describe(period), size=size))
         return
     await message.answer_document(
         BufferedInputFile(content, filename=file_name(period)),
