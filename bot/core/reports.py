@@ -184,7 +184,7 @@ class ReportService:
             report.top_addresses = await q.top_addresses(
                 session, period.start, period.end, TOP_ADDRESSES
             )
-            report.spikes = await self._spikes(session, period, titles)
+            report.spikes = await self._spikes(session, period, titles, report.by_category)
             report.daily = await self._daily(session, period, titles, order)
         return report
 
@@ -197,7 +197,11 @@ class ReportService:
         return TimeFigures(count, median, p90)
 
     async def _spikes(
-        self, session: AsyncSession, period: Period, titles: dict[int, str]
+        self,
+        session: AsyncSession,
+        period: Period,
+        titles: dict[int, str],
+        current: Counter[str],
     ) -> list[Spike]:
         """The period against the same stretch of each of the preceding periods: for «today» up
         to 15:40, the same hours of the previous days; for a week, the previous weeks.
@@ -214,14 +218,12 @@ class ReportService:
         history = [start for start in starts[1:] if start >= oldest - HISTORY_TOLERANCE]
         # One small query per window: each is a plain range scan of the covering index, far
         # cheaper than sorting every row of the whole span into windows with CASE.
-        current = await q.category_counts(session, period.start, period.end)
         baseline: dict[str, list[int]] = {title: [] for title in titles.values()}
         for start in history:
             counts = await q.category_counts(session, start, start + length)
             for category_id, title in titles.items():
                 baseline[title].append(counts.get(category_id, 0))
-        now_counts = {titles.get(category_id, "?"): n for category_id, n in current.items()}
-        return find_spikes(now_counts, baseline)
+        return find_spikes(dict(current), baseline)
 
     async def _daily(
         self, session: AsyncSession, period: Period, titles: dict[int, str], order: list[str]
