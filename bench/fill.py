@@ -5,7 +5,7 @@ the morning and evening, seasonal topics (heating in winter, potholes in spring,
 rubbish in summer), most answered within hours, ~40 % with a map pin clustered around a city
 centre and its districts, the rest with a street address. Rows are generated with numpy and
 written in bulk (SQLite ``executemany`` on the raw driver, PostgreSQL ``COPY``), never as ORM
-objects, so a million appeals take about a minute.
+objects, so a million appeals take one to two minutes.
 """
 
 from __future__ import annotations
