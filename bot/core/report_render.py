@@ -26,14 +26,19 @@ def duration(seconds: float) -> str:
     return f"{minutes} мин"
 
 
+def amount(value: int) -> str:
+    """11540 → «11 540» (a no-break space, as Russian writes thousands)."""
+    return f"{value:,}".replace(",", "\u00a0")
+
+
 def percent(share: float) -> str:
     return f"{share * 100:.0f} %"
 
 
 def _lines(counter: Counter[str], labels: dict[str, str] | None = None) -> list[str]:
     return [
-        f"• {(labels or {}).get(name, name)}: {count}"
-        for name, count in sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+        f"• {(labels or {}).get(name, name)}: {amount(number)}"
+        for name, number in sorted(counter.items(), key=lambda item: (-item[1], item[0]))
     ]
 
 
@@ -42,15 +47,16 @@ def _times(title: str, figures: TimeFigures, counted: str) -> str:
         return f"{title}: пока нет данных."
     return (
         f"{title}: медиана {duration(figures.median)}, у 90 % — не дольше "
-        f"{duration(figures.p90)} ({counted}: {figures.count})."
+        f"{duration(figures.p90)} ({counted}: {amount(figures.count)})."
     )
 
 
 def spike_line(spike: Spike) -> str:
-    norm = f"{spike.baseline_mean:.1f}".replace(".", ",").removesuffix(",0")
+    mean = spike.baseline_mean
+    norm = amount(round(mean)) if mean >= 10 else f"{mean:.1f}".replace(".", ",").removesuffix(",0")
     ratio = spike.count / spike.baseline_mean if spike.baseline_mean else None
     times = f" — в {ratio:.1f} раза больше обычного".replace(".", ",") if ratio else ""
-    return f"• {spike.category}: {spike.count} при обычных ~{norm}{times}."
+    return f"• {spike.category}: {amount(spike.count)} при обычных ~{norm}{times}."
 
 
 def stats_text(report: StatsReport) -> str:
@@ -58,11 +64,11 @@ def stats_text(report: StatsReport) -> str:
     if report.total == 0:
         return f"{head}\nОбращений за этот период нет."
     platforms = " · ".join(
-        f"{texts.REPORT_PLATFORM.get(name, name)}: {count}"
-        for name, count in report.by_platform.most_common()
+        f"{texts.REPORT_PLATFORM.get(name, name)}: {amount(number)}"
+        for name, number in report.by_platform.most_common()
     )
     statuses = {status.value: texts.REPORT_STATUS[status] for status in Status}
-    lines = [head, f"Всего обращений: {report.total} ({platforms})", "", "По статусам:"]
+    lines = [head, f"Всего обращений: {amount(report.total)} ({platforms})", "", "По статусам:"]
     lines += _lines(report.by_status, statuses)
     lines += ["", "По категориям:", *_lines(report.by_category)]
     lines += ["", "По отделам:", *_lines(report.by_department), ""]
@@ -74,17 +80,21 @@ def stats_text(report: StatsReport) -> str:
         lines.append("Ответили в срок: пока не у кого проверять — сроки ещё не истекли.")
     else:
         lines.append(
-            f"Ответили в срок: {percent(share)} ({report.on_time} из "
-            f"{report.on_time + report.late}; без ответа, но в пределах срока: {waiting})."
+            f"Ответили в срок: {percent(share)} ({amount(report.on_time)} из "
+            f"{amount(report.on_time + report.late)}; без ответа, но в пределах срока: "
+            f"{amount(waiting)})."
         )
     if report.reopened_share is not None:
         lines.append(
             f"Возобновлены жителями («не решена»): {percent(report.reopened_share)} "
-            f"({report.reopened})."
+            f"({amount(report.reopened)})."
         )
     if report.top_addresses:
         lines += ["", "Чаще всего адреса:"]
-        lines += [f"• {address[:MAX_ADDRESS]}: {count}" for address, count in report.top_addresses]
+        lines += [
+            f"• {address[:MAX_ADDRESS]}: {amount(number)}"
+            for address, number in report.top_addresses
+        ]
     lines.append("")
     if report.spikes:
         lines.append("⚠️ Всплески (больше, чем обычно за такой же срок):")

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from bot.core.config import CoreConfig
 from bot.core.periods import PeriodError, parse_period
-from bot.core.report_render import duration, stats_text
-from bot.core.reports import ReportService, find_spikes, reading
+from bot.core.report_render import amount, duration, spike_line, stats_text
+from bot.core.reports import ReportService, Spike, find_spikes, reading
 from storage.models import Appeal
 from storage.uow import Database
 from tests.reports.seed import HOUR, Seeder
@@ -174,3 +174,10 @@ async def test_a_report_being_read_does_not_hold_up_new_appeals(sqlite_db: Datab
         assert await session.scalar(select(func.count()).select_from(Appeal)) == 1
     async with reading(sqlite_db) as session:
         assert await session.scalar(select(func.count()).select_from(Appeal)) == 2
+
+
+def test_big_numbers_read_naturally() -> None:
+    assert amount(11540) == "11\u00a0540"
+    assert spike_line(Spike("Благоустройство", 2447, 1359.5, 80.0)) == (
+        "• Благоустройство: 2\u00a0447 при обычных ~1\u00a0360 — в 1,8 раза больше обычного."
+    )
