@@ -37,6 +37,7 @@ from bot.core.report_render import stats_text
 from bot.core.reports import MAP_CELLS, ReportService
 
 STATS_BUTTONS = (("today", texts.STATS_TODAY), ("7", texts.STATS_WEEK), ("30", texts.STATS_MONTH))
+STATS_DEFAULT_DAYS = 1  # today
 MAP_DEFAULT_DAYS = 7
 EXPORT_DEFAULT_DAYS = 7
 UPLOAD_LIMIT = 50 * 2**20  # what a bot may upload through the public Bot API
@@ -86,7 +87,9 @@ async def stats(
     if not await allowed(message, coordinator_ids):
         return
     try:
-        period = parse_period((command.args or "").split(), now(), reports.config.tz, 1)
+        period = parse_period(
+            (command.args or "").split(), now(), reports.config.tz, STATS_DEFAULT_DAYS
+        )
     except PeriodError as exc:
         await message.answer(f"{exc}\n{texts.PERIOD_HINT}")
         return
