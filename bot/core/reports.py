@@ -6,6 +6,7 @@ grouped rows and decides what counts as a spike.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -165,40 +166,48 @@ class ReportService:
         report = StatsReport(period)
         async with reading(self.db) as session:
             rows = await q.breakdown(session, period.start, period.end, now)
-            answered = resolved = 0
-            for row in rows:
-                report.total += row.count
-                report.by_status[row.status] += row.count
-                report.by_category[titles.get(row.category_id, "?")] += row.count
-                report.by_department[departments.get(row.department_id, "?")] += row.count
-                report.by_platform[row.platform] += row.count
-                report.on_time += row.on_time
-                report.late += row.late
-                report.reopened += row.reopened
-                answered += row.answered
-                resolved += row.resolved
-            report.first_answer = await self._times(
-                session, period, Appeal.first_answer_at, answered
-            )
-            report.solution = await self._times(session, period, Appeal.resolved_at, resolved)
-            report.top_addresses = await q.top_addresses(
-                session, period.start, period.end, TOP_ADDRESSES
-            )
-            report.spikes = await self._spikes(session, period, titles, report.by_category)
-            report.daily = await self._daily(session, period, titles, order)
+        answered = resolved = 0
+        for row in rows:
+            report.total += row.count
+            report.by_status[row.status] += row.count
+            report.by_category[titles.get(row.category_id, "?")] += row.count
+            report.by_department[departments.get(row.department_id, "?")] += row.count
+            report.by_platform[row.platform] += row.count
+            report.on_time += row.on_time
+            report.late += row.late
+            report.reopened += row.reopened
+            answered += row.answered
+            resolved += row.resolved
+        # The rest does not depend on each other: each on a connection of its own, so that the
+        # database works on them side by side (SQLite in WAL mode reads in parallel too).
+        (
+            report.first_answer,
+            report.solution,
+            report.top_addresses,
+            report.spikes,
+            report.daily,
+        ) = await asyncio.gather(
+            self._times(period, Appeal.first_answer_at, answered),
+            self._times(period, Appeal.resolved_at, resolved),
+            self._top_addresses(period),
+            self._spikes(period, titles, report.by_category),
+            self._daily(period, titles, order),
+        )
         return report
 
-    async def _times(
-        self, session: AsyncSession, period: Period, until: q.Column, count: int
-    ) -> TimeFigures:
-        median, p90 = await q.percentiles(
-            session, period.start, period.end, until, count, (0.5, 0.9)
-        )
+    async def _top_addresses(self, period: Period) -> list[tuple[str, int]]:
+        async with reading(self.db) as session:
+            return await q.top_addresses(session, period.start, period.end, TOP_ADDRESSES)
+
+    async def _times(self, period: Period, until: q.Column, count: int) -> TimeFigures:
+        async with reading(self.db) as session:
+            median, p90 = await q.percentiles(
+                session, period.start, period.end, until, count, (0.5, 0.9)
+            )
         return TimeFigures(count, median, p90)
 
     async def _spikes(
         self,
-        session: AsyncSession,
         period: Period,
         titles: dict[int, str],
         current: Counter[str],
@@ -209,33 +218,33 @@ class ReportService:
         Periods that began before the first appeal are left out of the norm: the service was
         not running for all of them, and their low counts would make every week a spike."""
         length = period.end - period.start
-        oldest = await q.oldest_appeal(session)
-        if length.total_seconds() <= 0 or oldest is None:
-            return []
         periods = BASELINE_DAYS // period.step.days
         periods = max(MIN_BASELINE_PERIODS, min(BASELINE_PERIODS, periods))
-        starts = [period.start - back * period.step for back in range(periods + 1)]
-        history = [start for start in starts[1:] if start >= oldest - HISTORY_TOLERANCE]
-        # One small query per window: each is a plain range scan of the covering index, far
-        # cheaper than sorting every row of the whole span into windows with CASE.
+        starts = [period.start - back * period.step for back in range(1, periods + 1)]
         baseline: dict[str, list[int]] = {title: [] for title in titles.values()}
-        for start in history:
-            counts = await q.category_counts(session, start, start + length)
-            for category_id, title in titles.items():
-                baseline[title].append(counts.get(category_id, 0))
+        async with reading(self.db) as session:
+            oldest = await q.oldest_appeal(session)
+            if length.total_seconds() <= 0 or oldest is None:
+                return []
+            # One small query per window: each is a plain range scan of the covering index,
+            # far cheaper than sorting every row of the whole span into windows with CASE.
+            for start in (start for start in starts if start >= oldest - HISTORY_TOLERANCE):
+                counts = await q.category_counts(session, start, start + length)
+                for category_id, title in titles.items():
+                    baseline[title].append(counts.get(category_id, 0))
         return find_spikes(dict(current), baseline)
 
     async def _daily(
-        self, session: AsyncSession, period: Period, titles: dict[int, str], order: list[str]
+        self, period: Period, titles: dict[int, str], order: list[str]
     ) -> dict[str, list[int]]:
         days = period.days
         index: dict[date, int] = {day: i for i, day in enumerate(days)}
         offset = period.start.utcoffset()
         assert offset is not None
         flow: dict[str, list[int]] = {}
-        for day, category_id, count in await q.daily_counts(
-            session, period.start, period.end, offset
-        ):
+        async with reading(self.db) as session:
+            counted = await q.daily_counts(session, period.start, period.end, offset)
+        for day, category_id, count in counted:
             if day in index:
                 flow.setdefault(titles.get(category_id, "?"), [0] * len(days))[index[day]] += count
         return {title: flow[title] for title in order if title in flow} | {
