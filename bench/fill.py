@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -337,7 +339,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appeals", type=int, default=1_000_000)
-    parser.add_argument("--url", default="sqlite+aiosqlite:///bench/data/bench.db")
+    default = Path(tempfile.gettempdir()) / "priemnaya-fill.db"
+    parser.add_argument("--url", default=f"sqlite+aiosqlite:///{default}")
     args = parser.parse_args()
 
     async def run() -> None:
