@@ -138,6 +138,7 @@ class Appeal(Base):
             "deadline_at",
             "first_answer_at",
             "resolved_at",
+            "closed_at",
         ),
         # The heat map: pins of a period without reading the rows.
         Index("ix_appeals_pins", "created_at", "latitude", "longitude", "category_id"),

@@ -58,6 +58,11 @@ async def departments(session: AsyncSession) -> list[Department]:
     return list(await session.scalars(select(Department).order_by(Department.id)))
 
 
+# When the resident first heard back: an answer, or a rejection (spam, a duplicate, not ours)
+# for an appeal rejected unanswered — that too is a reply within the deadline or not.
+RESPONDED_AT = func.coalesce(Appeal.first_answer_at, Appeal.closed_at)
+
+
 def in_period(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(Appeal.created_at >= start, Appeal.created_at < end)
 
@@ -72,7 +77,7 @@ class BreakdownRow:
     reopened: int  # reopened at least once by the resident
     on_time: int  # first answer no later than the deadline
     late: int  # answered late, or unanswered past the deadline
-    answered: int
+    answered: int  # the resident heard back (RESPONDED_AT)
     resolved: int
 
 
@@ -81,10 +86,10 @@ async def breakdown(
 ) -> list[BreakdownRow]:
     """One pass over the period grouped by everything the report splits by: a few hundred rows
     at most (statuses x categories x departments x platforms), summed up by the caller."""
-    on_time = Appeal.first_answer_at <= Appeal.deadline_at
+    on_time = RESPONDED_AT <= Appeal.deadline_at
     late = or_(
-        Appeal.first_answer_at > Appeal.deadline_at,
-        and_(Appeal.first_answer_at.is_(None), Appeal.deadline_at < now),
+        RESPONDED_AT > Appeal.deadline_at,
+        and_(RESPONDED_AT.is_(None), Appeal.deadline_at < now),
     )
     stmt = (
         select(
@@ -96,7 +101,7 @@ async def breakdown(
             func.sum(case((Appeal.reopened_count > 0, 1), else_=0)),
             func.sum(case((on_time, 1), else_=0)),
             func.sum(case((late, 1), else_=0)),
-            func.count(Appeal.first_answer_at),
+            func.count(RESPONDED_AT),
             func.count(Appeal.resolved_at),
         )
         .where(in_period(start, end))

@@ -59,7 +59,7 @@ def _appeal_row(row: Sequence[Any], tz: ZoneInfo, now: datetime) -> list[Value]:
         department,
         texts.REPORT_STATUS.get(status, status),
         local(deadline),
-        answered_on_time(first_answer, deadline, now),
+        answered_on_time(first_answer or (closed if status == "rejected" else None), deadline, now),
         address,
         latitude,
         longitude,

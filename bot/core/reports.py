@@ -187,7 +187,7 @@ class ReportService:
             report.spikes,
             report.daily,
         ) = await asyncio.gather(
-            self._times(period, Appeal.first_answer_at, answered),
+            self._times(period, q.RESPONDED_AT, answered),
             self._times(period, Appeal.resolved_at, resolved),
             self._top_addresses(period),
             self._spikes(period, titles, report.by_category),

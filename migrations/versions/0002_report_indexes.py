@@ -23,6 +23,7 @@ REPORT_COLUMNS = [
     "deadline_at",
     "first_answer_at",
     "resolved_at",
+    "closed_at",
 ]
 PIN_COLUMNS = ["created_at", "latitude", "longitude", "category_id"]
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from bot.core.config import CoreConfig
@@ -181,3 +183,26 @@ def test_big_numbers_read_naturally() -> None:
     assert spike_line(Spike("Благоустройство", 2447, 1359.5, 80.0)) == (
         "• Благоустройство: 2\u00a0447 при обычных ~1\u00a0360 — в 1,8 раза больше обычного."
     )
+
+
+async def test_a_rejection_is_a_reply_to_the_resident(db: Database, config: CoreConfig) -> None:
+    """Spam rejected within an hour is answered on time; one rejected a day later is late."""
+    seeder = Seeder(db)
+    quick = await seeder.add("roads", at(16, 10), status="rejected")
+    slow = await seeder.add("roads", at(17, 10), status="rejected")
+    async with db.uow() as uow:
+        for appeal, after in ((quick, HOUR), (slow, 24 * HOUR)):
+            stored = await uow.session.get(Appeal, appeal.id)
+            assert stored is not None
+            stored.closed_at = stored.created_at + after
+        await uow.commit()
+    period = parse_period(["7"], NOW, MOSCOW, default_days=1)
+
+    report = await ReportService(db, config).stats(period, NOW)
+
+    assert (report.on_time, report.late) == (1, 1)
+    assert report.first_answer.count == 2
+    assert report.first_answer.median == pytest.approx(12.5 * 3600, abs=1)
+    content, _ = await ReportService(db, config).export(period, NOW)
+    rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    assert [row[9] for row in rows[1:]] == ["да", "нет"]
