@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+READ_ONLY = "priemnaya_read_only"  # an execution option: this transaction never writes
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
@@ -40,7 +42,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     def _on_begin(conn: Any) -> None:
         # Take the write lock at BEGIN: a deferred transaction that reads and then writes
         # fails with "database is locked" under concurrency instead of waiting its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sessions that only read (reports) say so and take no lock: in WAL mode they see a
+        # snapshot while residents' appeals keep being written.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

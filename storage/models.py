@@ -128,6 +128,23 @@ class Appeal(Base):
         Index("ix_appeals_created", "created_at"),
         Index("ix_appeals_status_solution_deadline", "status", "solution_deadline_at"),
         Index("ix_appeals_next_check", "next_check_at"),
+        # Reports (/stats): every column the grouped counts and answer times read, so a period
+        # is one range scan of this index without touching the rows (descriptions are big).
+        Index(
+            "ix_appeals_report",
+            "created_at",
+            "category_id",
+            "status",
+            "department_id",
+            "platform",
+            "reopened_count",
+            "deadline_at",
+            "first_answer_at",
+            "resolved_at",
+            "closed_at",
+        ),
+        # The heat map: pins of a period without reading the rows.
+        Index("ix_appeals_pins", "created_at", "latitude", "longitude", "category_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

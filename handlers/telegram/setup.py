@@ -10,8 +10,9 @@ from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
 from bot.core.overdue import OverdueService
+from bot.core.reports import ReportService
 from bot.core.routing import RoutingService
-from handlers.telegram import citizen, errors, groups, overdue, staff
+from handlers.telegram import citizen, errors, groups, overdue, reports, staff
 
 STALE = "Эта кнопка устарела."
 
@@ -46,12 +47,14 @@ def build_dispatcher(
     dispatcher["overdue"] = overdue_service or OverdueService(
         staff_service.db, staff_service.config
     )
+    dispatcher["reports"] = ReportService(staff_service.db, staff_service.config)
     # Order matters: group administration, then staff replies to cards (which may come from a
     # coordinator's private chat), then the residents' conversation.
     dispatcher.include_routers(
         errors.build_router(),
         groups.build_router(),
         overdue.build_router(),
+        reports.build_router(),
         staff.build_router(),
         citizen.build_router(),
         fallback_router(),

@@ -86,7 +86,7 @@ async def test_untouched_appeal_is_reminded_escalated_and_listed(
     await start_appeal(fake, anna, "roads")
     await say(fake, anna, "Яма на дороге у дома 5, глубокая", "Где это?")
     await say(fake, anna, "ул. Ленина, 5", "Пришлите фото")
-    await say(fake, anna, "Пропустить", "Оставьте телефон")
+    await say(fake, anna, "Пропустить", "номер телефона для связи")
     since = fake.mark()
     fake.send_text(anna, "Пропустить")
     await submit(fake, anna, ("Дороги",))

@@ -124,7 +124,9 @@ async def test_appeal_lifecycle_over_http(
     since = fake.mark()
     album = fake.send_album(anna, 3)
     fake.send_text(anna, "Готово")
-    await fake.wait_for(text_to(anna["id"], "Оставьте телефон"), since=since, what="phone asked")
+    await fake.wait_for(
+        text_to(anna["id"], "номер телефона для связи"), since=since, what="phone asked"
+    )
     # The album is answered once, not once per photo.
     assert len(fake.find(text_to(anna["id"], "Фото получено"), since)) == 1
     assert not fake.find(text_to(anna["id"], "Сейчас"), since)  # no «not expected here»
@@ -259,7 +261,7 @@ async def test_appeal_lifecycle_over_http(
     await bot.kill()
     await bot.start(fake)
     await say(fake, boris, "ул. Ленина, д. 7, подъезд 2", "Пришлите фото", "address after restart")
-    await say(fake, boris, "Пропустить", "Оставьте телефон")
+    await say(fake, boris, "Пропустить", "номер телефона для связи")
     since = fake.mark()
     fake.send_text(boris, "8 (900) 123-45-67")
     accepted = await submit(
@@ -279,7 +281,7 @@ async def test_appeal_lifecycle_over_http(
     await start_appeal(fake, vera, "transport")
     await say(fake, vera, "Автобус 12 не ходит по выходным с прошлого месяца", "Где это?")
     await say(fake, vera, "Остановка «Площадь Мира»", "Пришлите фото")
-    await say(fake, vera, "Пропустить", "Оставьте телефон")
+    await say(fake, vera, "Пропустить", "номер телефона для связи")
     since = fake.mark()
     fake.send_text(vera, "Пропустить")
     accepted = await submit(fake, vera, ("Транспорт", "Телефон: не указан"))

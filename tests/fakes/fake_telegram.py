@@ -61,9 +61,11 @@ STRING_PARAMS = frozenset(
     }
 )
 SEND_METHODS = frozenset(
-    {"sendmessage", "sendphoto", "sendmediagroup", "sendlocation", "sendcontact"}
+    {"sendmessage", "sendphoto", "sendmediagroup", "sendlocation", "sendcontact", "senddocument"}
 )
-EDIT_METHODS = frozenset({"editmessagetext", "editmessagereplymarkup", "editmessagecaption"})
+EDIT_METHODS = frozenset(
+    {"editmessagetext", "editmessagereplymarkup", "editmessagecaption", "editmessagemedia"}
+)
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
@@ -871,6 +873,34 @@ class FakeTelegram:
             uploads = {"photo": uploads["photo"]}
         photo = self._photo(ref, uploads)
         return self._outgoing(chat, params, {"photo": photo, **self._caption(params)})
+
+    async def _api_senddocument(self, params: JSON, uploads: dict[str, bytes]) -> JSON:
+        """A file upload (multipart) kept whole: tests open what the bot sent."""
+        chat = self._chat(params)
+        ref = params.get("document")
+        key = ref[9:] if isinstance(ref, str) and ref.startswith("attach://") else "document"
+        if key not in uploads:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        n = next(self._ids)
+        document: JSON = {
+            "file_id": f"BQACAgIAAxkBAAI{n:05d}FakeDocument",
+            "file_unique_id": f"AgAD{n:05d}",
+            "file_size": len(uploads[key]),
+        }
+        return self._outgoing(chat, params, {"document": document, **self._caption(params)})
+
+    async def _api_editmessagemedia(self, params: JSON, uploads: dict[str, bytes]) -> JSON:
+        """Replace a photo (with an upload or a known file id), as a chart is refreshed."""
+        message = self._editable(params)
+        media = params.get("media")
+        if not isinstance(media, dict) or media.get("type") != "photo":
+            raise ApiError(400, "Bad Request: can't parse InputMedia")
+        if "photo" not in message:
+            raise ApiError(400, "Bad Request: there is no media in the message to edit")
+        message["photo"] = self._photo(media.get("media"), uploads)
+        message.pop("caption", None)
+        message.update(self._caption(media))
+        return _edited(message, self._check_markup(params.get("reply_markup")))
 
     async def _api_sendmediagroup(self, params: JSON, uploads: dict[str, bytes]) -> list[JSON]:
         chat = self._chat(params)

@@ -1,0 +1,1 @@
+"""Benchmarks: realistic data volumes and timings, kept out of the test suite on purpose."""
