@@ -32,7 +32,7 @@ from bot.core.escalation import scan
 from bot.core.overdue import overdue, render
 from bot.core.periods import Period, last_days
 from bot.core.report_render import stats_text
-from bot.core.reports import MAP_CELLS, ReportService
+from bot.core.reports import ReportService
 from storage.db import create_engine, session_factory
 from storage.models import Appeal
 from storage.uow import Database
@@ -64,7 +64,7 @@ async def stats(bench: Bench, period: Period) -> None:
 async def heat_map(bench: Bench, period: Period) -> None:
     data = await bench.reports.heat_map(period, None)
     box = data.box
-    charts.heat_map(data.cells, MAP_CELLS, box.south, box.north, box.west, box.east, "bench")
+    charts.heat_map(data.cells, data.size, box.south, box.north, box.west, box.east, "bench")
 
 
 async def export(bench: Bench, period: Period) -> None:

@@ -17,8 +17,9 @@ matplotlib.use("Agg")  # before anything imports pyplot: the bot runs headless
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LogNorm
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 # Bundled with matplotlib and covers Cyrillic, so labels read the same on any server.
 FONT = "DejaVu Sans"
@@ -103,12 +104,18 @@ def heat_map(
     axes = figure.add_subplot()
     pad_lat = (north - south) / (2 * (size - 1)) if north > south else 0.005
     pad_lon = (east - west) / (2 * (size - 1)) if east > west else 0.005
+    busiest = max(1.0, max(max(line) for line in grid))
+    # Few appeals per cell: a plain scale of whole numbers; many: a log scale, so that a few
+    # busy streets do not hide the rest.
+    norm: Normalize = (
+        Normalize(vmin=0.5, vmax=busiest + 0.5) if busiest < 10 else LogNorm(vmin=1, vmax=busiest)
+    )
     image = axes.imshow(
         masked,
         origin="lower",
         extent=(west - pad_lon, east + pad_lon, south - pad_lat, north + pad_lat),
         cmap="inferno_r",
-        norm=LogNorm(vmin=1, vmax=max(1.0, max(max(line) for line in grid))),
+        norm=norm,
         interpolation="nearest",
     )
     axes.set_aspect(1 / max(math.cos(math.radians((south + north) / 2)), 0.1))
@@ -117,5 +124,14 @@ def heat_map(
     axes.set_ylabel("Широта", fontname=FONT)
     axes.set_title(title, fontname=FONT)
     axes.grid(alpha=0.25)
-    figure.colorbar(image, ax=axes, shrink=0.7, label="Обращений в клетке")
+    # Plain degrees (no "+5.575e1" offsets), few enough ticks not to run together.
+    axes.ticklabel_format(useOffset=False, style="plain")
+    axes.xaxis.set_major_locator(MaxNLocator(4))
+    axes.yaxis.set_major_locator(MaxNLocator(6))
+    bar = figure.colorbar(image, ax=axes, shrink=0.7, label="Обращений в клетке")
+    if busiest < 10:
+        bar.set_ticks(list(range(1, int(busiest) + 1)))
+    else:
+        bar.formatter = ScalarFormatter()
+        bar.update_ticks()
     return _png(figure)

@@ -7,6 +7,7 @@ grouped rows and decides what counts as a spike.
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -32,7 +33,10 @@ SPIKE_SIGMAS = 2.0
 SPIKE_MIN_RATIO = 1.5  # and at least this many times the norm, so a tiny σ cannot fire it
 TOP_ADDRESSES = 5
 HISTORY_TOLERANCE = timedelta(days=1)  # a period that began on the first appeal's day counts
-MAP_CELLS = 120  # the heat map's grid: 120 x 120 cells over the pins' extent
+MAP_CELLS = 120  # the heat map's grid: at most 120 x 120 cells over the pins' extent
+MAP_MIN_CELLS = 20
+MAP_MIN_KM = 2.0  # a handful of pins in one street still shows its neighbourhood
+MAP_MIN_CELL_KM = 0.15
 MAP_UNPINNED_ADDRESSES = 10
 MAP_FOCUS_SHARE = 0.98  # the map shows where 98 % of the pins are; the rest are counted
 
@@ -102,10 +106,28 @@ def find_spikes(
 @dataclass(frozen=True)
 class HeatMap:
     extent: q.PinExtent  # every pin of the period
-    box: q.Box  # the area drawn: where nearly all pins are
-    cells: list[tuple[int, int, int]]  # (row, column, appeals) on a MAP_CELLS grid over box
+    box: q.Box  # the area drawn: where nearly all pins are, at least MAP_MIN_KM across
+    cells: list[tuple[int, int, int]]  # (row, column, appeals) on a size x size grid over box
     outside: int  # pins beyond the box: a few far-off villages would shrink the city to a dot
     unpinned_addresses: list[tuple[str, int]]
+    size: int = MAP_CELLS  # cells across
+
+
+def frame(box: q.Box) -> tuple[q.Box, int]:
+    """The area to draw around ``box``: square in kilometres, never under MAP_MIN_KM across,
+    with a margin so that pins on the edge are drawn; and how many cells across, so that a
+    cell is never smaller than MAP_MIN_CELL_KM (a few pins in a street stay visible)."""
+    middle_lat = (box.south + box.north) / 2
+    middle_lon = (box.west + box.east) / 2
+    km_lat = 111.32
+    km_lon = max(km_lat * math.cos(math.radians(middle_lat)), 1.0)
+    side = max((box.north - box.south) * km_lat, (box.east - box.west) * km_lon, MAP_MIN_KM)
+    side *= 1.1
+    half_lat, half_lon = side / 2 / km_lat, side / 2 / km_lon
+    framed = q.Box(
+        middle_lat - half_lat, middle_lat + half_lat, middle_lon - half_lon, middle_lon + half_lon
+    )
+    return framed, max(MAP_MIN_CELLS, min(MAP_CELLS, round(side / MAP_MIN_CELL_KM)))
 
 
 def focus(cells: list[tuple[int, int, int]], size: int, box: q.Box, share: float) -> q.Box:
@@ -267,11 +289,12 @@ class ReportService:
             extent = await q.pin_extent(session, period.start, period.end, category_id)
             cells: list[tuple[int, int, int]] = []
             box = q.Box(extent.south, extent.north, extent.west, extent.east)
+            size = MAP_CELLS
             if extent.pins:
                 args = (session, period.start, period.end, category_id)
                 coarse = await q.pin_grid(*args, box, MAP_CELLS)
-                box = focus(coarse, MAP_CELLS, box, MAP_FOCUS_SHARE)
-                cells = await q.pin_grid(*args, box, MAP_CELLS)
+                box, size = frame(focus(coarse, MAP_CELLS, box, MAP_FOCUS_SHARE))
+                cells = await q.pin_grid(*args, box, size)
             addresses = []
             if extent.unpinned_with_address:
                 addresses = await q.top_addresses(
@@ -283,7 +306,7 @@ class ReportService:
                     unpinned_only=True,
                 )
         outside = extent.pins - sum(count for _, _, count in cells)
-        return HeatMap(extent, box, cells, outside, addresses)
+        return HeatMap(extent, box, cells, outside, addresses, size)
 
     async def export(self, period: Period, now: datetime) -> tuple[bytes, int]:
         """The workbook and how many appeals it holds."""

@@ -34,7 +34,7 @@ from bot.core.periods import (
     period_from_key,
 )
 from bot.core.report_render import stats_text
-from bot.core.reports import MAP_CELLS, ReportService
+from bot.core.reports import ReportService
 
 STATS_BUTTONS = (("today", texts.STATS_TODAY), ("7", texts.STATS_WEEK), ("30", texts.STATS_MONTH))
 STATS_DEFAULT_DAYS = 1  # today
@@ -185,7 +185,7 @@ async def heat_map(
         png = await asyncio.to_thread(
             charts.heat_map,
             data.cells,
-            MAP_CELLS,
+            data.size,
             box.south,
             box.north,
             box.west,

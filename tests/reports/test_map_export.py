@@ -11,7 +11,7 @@ from bot.core import charts
 from bot.core.config import CoreConfig
 from bot.core.export import file_name
 from bot.core.periods import parse_period
-from bot.core.reports import MAP_CELLS, ReportService, focus
+from bot.core.reports import ReportService, focus
 from storage.report_queries import Box
 from storage.uow import Database
 from tests.reports.seed import HOUR, Seeder
@@ -40,7 +40,7 @@ async def test_heat_map_counts_pins_and_leaves_far_ones_out(
     assert everything.unpinned_addresses == [("пр. Мира, 5", 2)]
     box = everything.box
     png = charts.heat_map(
-        everything.cells, MAP_CELLS, box.south, box.north, box.west, box.east, "Карта"
+        everything.cells, everything.size, box.south, box.north, box.west, box.east, "Карта"
     )
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
 
