@@ -189,7 +189,10 @@ class StaffService:
                 appeal.deadline_at = max(appeal.deadline_at, now) + span
                 new_deadline = appeal.deadline_at
                 if appeal.solution_deadline_at is not None:
-                    appeal.solution_deadline_at = max(appeal.solution_deadline_at, new_deadline)
+                    # The time to solve after the answer stays what it was.
+                    appeal.solution_deadline_at = max(
+                        appeal.solution_deadline_at + span, new_deadline
+                    )
             else:
                 appeal.solution_deadline_at = max(appeal.solution_deadline_at or now, now) + span
                 new_deadline = appeal.solution_deadline_at

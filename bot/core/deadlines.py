@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.core import texts
 from bot.core.config import CoreConfig
 from bot.core.model import OPEN_STATUSES, Status
 from storage.models import Appeal, Category
@@ -132,9 +133,14 @@ def escalation_levels(appeal: Appeal, done: set[tuple[str, datetime, int]]) -> d
     return levels
 
 
+LESS_THAN_A_MINUTE = texts.LESS_THAN_A_MINUTE
+
+
 def format_span(span: timedelta) -> str:
-    """«2 дн 3 ч», «5 ч 10 мин», «15 мин»: how late, at a glance."""
+    """«2 дн 3 ч», «5 ч 10 мин», «15 мин», «меньше минуты»: how long, at a glance."""
     minutes = max(int(span.total_seconds() // 60), 0)
+    if minutes < 1:
+        return LESS_THAN_A_MINUTE
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from bot.core import texts
+from bot.core.deadlines import LESS_THAN_A_MINUTE, format_span
 from bot.core.model import Status
 from bot.core.periods import describe
 from bot.core.reports import Spike, StatsReport, TimeFigures
@@ -13,17 +15,8 @@ MAX_ADDRESS = 60
 
 
 def duration(seconds: float) -> str:
-    """«3 ч 20 мин», «2 дн 4 ч», «45 мин», «меньше минуты»."""
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return "меньше минуты"
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} дн {hours} ч" if hours else f"{days} дн"
-    if hours:
-        return f"{hours} ч {minutes} мин" if minutes else f"{hours} ч"
-    return f"{minutes} мин"
+    """«3 ч 20 мин», «2 дн 4 ч», «45 мин», «меньше минуты» (to the nearest minute)."""
+    return format_span(timedelta(minutes=round(seconds / 60)))
 
 
 def amount(value: int) -> str:
@@ -45,9 +38,11 @@ def _lines(counter: Counter[str], labels: dict[str, str] | None = None) -> list[
 def _times(title: str, figures: TimeFigures, counted: str) -> str:
     if figures.median is None or figures.p90 is None:
         return f"{title}: пока нет данных."
+    p90 = duration(figures.p90)
+    within = p90 if p90 == LESS_THAN_A_MINUTE else f"не дольше {p90}"
     return (
-        f"{title}: медиана {duration(figures.median)}, у 90 % — не дольше "
-        f"{duration(figures.p90)} ({counted}: {amount(figures.count)})."
+        f"{title}: медиана {duration(figures.median)}, у 90 % — {within} "
+        f"({counted}: {amount(figures.count)})."
     )
 
 

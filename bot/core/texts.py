@@ -255,6 +255,15 @@ def deadline_reminder(
     )
 
 
+LESS_THAN_A_MINUTE = "меньше минуты"
+
+
+def overdue_by(late: str) -> str:
+    if late == LESS_THAN_A_MINUTE:
+        return "просрочено меньше чем на минуту"
+    return f"просрочено на {late}"
+
+
 def escalation(
     number: str,
     what: str,
@@ -267,7 +276,7 @@ def escalation(
 ) -> str:
     text = (
         f"🔴 Просрочен срок {what} по обращению № {number} — эскалация, уровень {level}.\n"
-        f"Срок был до {deadline}, просрочено на {late}.\n"
+        f"Срок был до {deadline}, {overdue_by(late)}.\n"
         f"{department}, {_executor(taken_by)}."
     )
     # /appeal works in the department's group and for coordinators, not in a deputy's chat.

@@ -201,8 +201,10 @@ async def test_extension_tells_the_resident_and_restarts_the_chain(
 
     moved = await appeal_row(db, appeal_id)
     assert moved.deadline_at >= filed.deadline_at + timedelta(days=3)
-    assert moved.solution_deadline_at is not None
-    assert moved.solution_deadline_at >= moved.deadline_at
+    assert moved.solution_deadline_at is not None and filed.solution_deadline_at is not None
+    # The solution deadline moves by the same span: the time to solve after the answer stays.
+    assert moved.solution_deadline_at == filed.solution_deadline_at + timedelta(days=3)
+    assert moved.solution_deadline_at > moved.deadline_at
     shown = short.format_moment(moved.deadline_at)
     await drain(world.worker)
     told = world.sender.texts_to(ANNA.chat_id)[-1]
