@@ -94,6 +94,8 @@ def stats_text(report: StatsReport) -> str:
     if report.spikes:
         lines.append("⚠️ Всплески (больше, чем обычно за такой же срок):")
         lines += [spike_line(spike) for spike in report.spikes]
+    elif report.spike_norm_periods == 0:
+        lines.append("Всплески: сравнить пока не с чем — нет истории за такие же прошлые сроки.")
     else:
         lines.append("Всплесков нет: все категории в пределах обычного.")
     return "\n".join(lines)

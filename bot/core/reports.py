@@ -73,6 +73,7 @@ class StatsReport:
     solution: TimeFigures = TimeFigures(0, None, None)
     top_addresses: list[tuple[str, int]] = field(default_factory=list)
     spikes: list[Spike] = field(default_factory=list)
+    spike_norm_periods: int = 0  # how many earlier periods the spikes were measured against
     # The daily flow for the chart: category title -> appeals per day of the period.
     daily: dict[str, list[int]] = field(default_factory=dict)
 
@@ -206,7 +207,7 @@ class ReportService:
             report.first_answer,
             report.solution,
             report.top_addresses,
-            report.spikes,
+            (report.spikes, report.spike_norm_periods),
             report.daily,
         ) = await asyncio.gather(
             self._times(period, q.RESPONDED_AT, answered),
@@ -233,7 +234,7 @@ class ReportService:
         period: Period,
         titles: dict[int, str],
         current: Counter[str],
-    ) -> list[Spike]:
+    ) -> tuple[list[Spike], int]:
         """The period against the same stretch of each of the preceding periods: for «today» up
         to 15:40, the same hours of the previous days; for a week, the previous weeks.
 
@@ -247,14 +248,15 @@ class ReportService:
         async with reading(self.db) as session:
             oldest = await q.oldest_appeal(session)
             if length.total_seconds() <= 0 or oldest is None:
-                return []
+                return [], 0
             # One small query per window: each is a plain range scan of the covering index,
             # far cheaper than sorting every row of the whole span into windows with CASE.
-            for start in (start for start in starts if start >= oldest - HISTORY_TOLERANCE):
+            usable = [start for start in starts if start >= oldest - HISTORY_TOLERANCE]
+            for start in usable:
                 counts = await q.category_counts(session, start, start + length)
                 for category_id, title in titles.items():
                     baseline[title].append(counts.get(category_id, 0))
-        return find_spikes(dict(current), baseline)
+        return find_spikes(dict(current), baseline), len(usable)
 
     async def _daily(
         self, period: Period, titles: dict[int, str], order: list[str]
