@@ -740,17 +740,21 @@ class EscalationRepo:
     async def overdue(
         self, now: datetime, department_id: int | None, limit: int, offset: int
     ) -> list[tuple[Appeal, str, datetime]]:
-        """(appeal, department name, missed since), by department then longest overdue."""
+        """(appeal, department name, missed since), by department — the one with the longest
+        overdue appeal first — then longest overdue."""
         missed_at = self._missed_at(now).label("missed_at")
+        oldest = (
+            func.min(self._missed_at(now)).over(partition_by=Appeal.department_id).label("oldest")
+        )
         rows = await self.session.execute(
-            select(Appeal, Department.name, missed_at)
+            select(Appeal, Department.name, missed_at, oldest)
             .join(Department, Department.id == Appeal.department_id)
             .where(*self._overdue_filter(now, department_id))
-            .order_by(Department.name, missed_at, Appeal.id)
+            .order_by(oldest, Department.name, missed_at, Appeal.id)
             .limit(limit)
             .offset(offset)
         )
-        return [(appeal, name, when) for appeal, name, when in rows]
+        return [(appeal, name, when) for appeal, name, when, _ in rows]
 
 
 class UnitOfWork:

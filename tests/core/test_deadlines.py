@@ -148,7 +148,7 @@ async def test_overdue_grouped_by_department_oldest_first_and_paged(
     db: Database, short: CoreConfig
 ) -> None:
     world = await make_world(db, short)
-    _first, first_number = await world.file(ANNA, "roads")
+    first, first_number = await world.file(ANNA, "roads")
     housing, housing_number = await world.file(ANNA, "housing")
     second, second_number = await world.file(ANNA, "roads")
     assert (await world.staff.take(IVAN, second)).ok
@@ -156,22 +156,23 @@ async def test_overdue_grouped_by_department_oldest_first_and_paged(
 
     everything = await overdue(db, short, now, None, 0)
     assert everything.total == 3 and everything.pages == 1
-    # Departments by name: «Управление ЖКХ» before «Управление дорожного хозяйства».
-    assert [i.number for i in everything.items] == [housing_number, first_number, second_number]
-    assert everything.items[2].taken_by == "Иван Петров"
+    # The department with the longest overdue appeal first (roads: the first appeal), then
+    # within it the longest overdue first.
+    assert [i.number for i in everything.items] == [first_number, second_number, housing_number]
+    assert everything.items[1].taken_by == "Иван Петров"
     assert everything.items[0].late >= timedelta(minutes=5)
     text, keyboard = render(everything)
-    assert text.index("Управление ЖКХ") < text.index("Управление дорожного хозяйства")
+    assert text.index("Управление дорожного хозяйства") < text.index("Управление ЖКХ")
     assert "исполнитель не назначен" in text and "взял: Иван Петров" in text
     assert keyboard is not None
-    assert [b.action for b in keyboard.rows[0]] == [f"ov:c:{housing}", f"ov:t:{housing}"]
+    assert [b.action for b in keyboard.rows[0]] == [f"ov:c:{first}", f"ov:t:{first}"]
 
     roads = await world.department_id("roads")
     own = await overdue(db, short, now, roads, 0)
     assert [i.number for i in own.items] == [first_number, second_number]
 
     paged = await overdue(db, short, now, None, 1, page_size=2)
-    assert paged.pages == 2 and [i.number for i in paged.items] == [second_number]
+    assert paged.pages == 2 and [i.number for i in paged.items] == [housing_number]
     text, keyboard = render(paged)
     assert "стр. 2 из 2" in text and keyboard is not None
     assert [b.action for b in keyboard.rows[-1]] == ["ov:p:0", "ov:p:1"]
