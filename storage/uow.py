@@ -480,6 +480,13 @@ class OutboxRepo:
             .values(status="cancelled")
         )
 
+    async def cancel_one(self, message_id: int) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending")
+            .values(status="cancelled")
+        )
+
     async def pending_of(self, appeal_id: int, kinds: tuple[str, ...]) -> list[OutboxMessage]:
         rows = await self.session.scalars(
             select(OutboxMessage)

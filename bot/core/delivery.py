@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core import notify
@@ -159,6 +159,11 @@ class OutboxWorker:
 
     async def _deliver(self, item: OutboxMessage, album: list[OutboxMessage]) -> None:
         """Send ``item`` (with the rest of its album, when it starts one) and record the result."""
+        if _expired(item):
+            async with self.db.uow() as uow:
+                await uow.outbox.cancel_one(item.id)
+                await uow.commit()
+            return
         sender = self.senders[item.platform]
         limiter = self.limiters[item.platform]
         try:
@@ -425,6 +430,12 @@ def _is_int(value: str) -> bool:
 
 def _keyboard(raw: Any) -> Keyboard | None:
     return Keyboard.from_dict(raw) if isinstance(raw, dict) else None
+
+
+def _expired(item: OutboxMessage) -> bool:
+    """A message that only made sense until a moment (a reminder before a deadline)."""
+    expires = (item.payload or {}).get("expires_at")
+    return isinstance(expires, str) and datetime.fromisoformat(expires) < utcnow()
 
 
 def _key(item: OutboxMessage) -> int:

@@ -96,10 +96,12 @@ async def _take_step(
         )
         detail = f"уровень {step.level}, срок {what} был до {deadline}"
         await uow.appeals.add_event(appeal.id, "escalated", detail=detail, at=now)
+    payload: dict[str, object] = {"text": text}
+    if step.level == REMINDER:
+        # A reminder held up in a busy group's queue past the deadline would only mislead.
+        payload["expires_at"] = step.deadline_at.isoformat()
     for chat_id in await escalation_chats(uow, config, appeal, step.level):
-        await uow.outbox.add(
-            notify.STAFF_PLATFORM, chat_id, "text", {"text": text}, appeal_id=appeal.id
-        )
+        await uow.outbox.add(notify.STAFF_PLATFORM, chat_id, "text", payload, appeal_id=appeal.id)
     log.info("appeal %s: %s step %d", appeal.number, step.kind, step.level)
 
 

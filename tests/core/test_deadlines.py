@@ -149,7 +149,7 @@ async def test_overdue_grouped_by_department_oldest_first_and_paged(
 ) -> None:
     world = await make_world(db, short)
     first, first_number = await world.file(ANNA, "roads")
-    housing, housing_number = await world.file(ANNA, "housing")
+    _housing, housing_number = await world.file(ANNA, "housing")
     second, second_number = await world.file(ANNA, "roads")
     assert (await world.staff.take(IVAN, second)).ok
     now = (await appeal_row(db, second)).deadline_at + timedelta(minutes=5)
@@ -283,3 +283,24 @@ async def test_reopened_appeal_gets_new_deadlines_and_a_fresh_chain(
     assert (await world.staff.take(IVAN, appeal_id)).ok
     later = reopened.deadline_at + timedelta(minutes=40)
     assert await scan(db, short, later) == 0  # taken up again: the answer chain stops
+
+
+async def test_a_reminder_still_queued_at_its_deadline_is_dropped(
+    db: Database, short: CoreConfig
+) -> None:
+    """A busy group's queue held the reminder past the deadline: it would only mislead."""
+    world = await make_world(db, short)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    filed = await appeal_row(db, appeal_id)
+    assert await scan(db, short, filed.created_at + timedelta(minutes=46)) == 1
+    async with db.uow() as uow:
+        pending = await uow.outbox.pending(100)
+        queued = next(m for m in pending if "Напоминание" in str(m.payload.get("text")))
+        assert "expires_at" in queued.payload
+        queued.payload = {**queued.payload, "expires_at": "2020-01-01T00:00:00+00:00"}
+        await uow.commit()
+    await drain(world.worker)
+    assert count(world, ROADS_GROUP, f"Напоминание: срок ответа по обращению № {number}") == 0
+    async with db.uow() as uow:
+        assert await uow.outbox.status_of(queued.id) == "cancelled"
