@@ -277,14 +277,14 @@ class ReportService:
 
     async def category_by_word(self, word: str) -> tuple[int, str] | list[str]:
         """A category (id, title) by its code or title as a coordinator types it, in any case;
-        when none matches, the codes that would."""
+        when none matches, the titles that would."""
         wanted = word.strip().casefold()
         async with reading(self.db) as session:
             categories = await q.categories(session)
         for category in categories:
             if wanted in (category.code.casefold(), category.title.casefold()):
                 return category.id, category.title
-        return [category.code for category in categories if category.active]
+        return [category.title for category in categories if category.active]
 
     async def heat_map(self, period: Period, category_id: int | None) -> HeatMap:
         async with reading(self.db) as session:

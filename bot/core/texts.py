@@ -319,7 +319,7 @@ MAP_CAPTION = "Тепловая карта обращений с геометк�
 MAP_OUTSIDE = "Далеко от остальных и не вошли в карту: {count}."
 MAP_NO_PINS = "За {period}{category} нет обращений с геометкой."
 MAP_UNPINNED = "Без геометки, только с адресом: {count}."
-MAP_UNKNOWN_CATEGORY = "Категории «{word}» нет. Категории: {codes}."
+MAP_UNKNOWN_CATEGORY = "Категории «{word}» нет. Есть: {codes}."
 EXPORT_CAPTION = "Обращения за {period}: {count}."
 EXPORT_TOO_BIG = (
     "Файл за {period} вышел слишком большим для Telegram ({size} МБ при пределе 50 МБ): "

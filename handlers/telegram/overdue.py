@@ -18,7 +18,8 @@ from bot.core.overdue import OverdueService
 from handlers.telegram.inputs import staff_of
 from handlers.telegram.render import inline_markup, markup
 
-OVERDUE_CALLBACK = re.compile(r"^ov:(p|c|t|to):(\d{1,12})(?::(\d{1,9}))?$")
+OVERDUE_CALLBACK = re.compile(r"^ov:(p|c|t|to|x):(\d{1,12})(?::(\d{1,9}))?$")
+CANCELLED = "Передача отменена."
 
 
 async def overdue_command(
@@ -40,7 +41,7 @@ def _transfer_menu(keyboard: Keyboard | None) -> Keyboard | None:
         for row in keyboard.rows
         if all((b.action or "").startswith("s:to:") for b in row)
     ]
-    return inline(*rows)
+    return inline(*rows, [Button("✖️ Отмена", "ov:x:0")])
 
 
 async def overdue_button(
@@ -70,6 +71,13 @@ async def overdue_button(
                     message_id=callback.message.message_id,
                     reply_markup=inline_markup(outcome.keyboard),
                 )
+        return
+    if action == "x":  # the transfer menu closed without a choice: nothing to check or change
+        await callback.answer()
+        with suppress(TelegramBadRequest):
+            await bot.edit_message_text(
+                CANCELLED, chat_id=chat_id, message_id=callback.message.message_id
+            )
         return
     if action == "c":
         outcome = await staff.open_card(actor, number)

@@ -171,7 +171,7 @@ async def test_map_by_category_and_without_pins(boss: Coordinator, sqlite_db: Da
         boss.texts()[0].startswith("За ") and ", ЖКХ нет обращений с геометкой." in boss.texts()[0]
     )
     await boss.send("/map abc")
-    assert boss.texts()[-1].startswith("Категории «abc» нет. Категории: housing, roads")
+    assert boss.texts()[-1].startswith("Категории «abc» нет. Есть: ЖКХ, Дороги")
     assert len(boss.sent(SendPhoto)) == 1
 
 

@@ -114,7 +114,10 @@ async def test_untouched_appeal_escalates_shows_in_overdue_and_leaves_it_when_an
     await harness.press(BOSS, f"ov:t:{appeal.id}")
     assert harness.said_to(COORDINATOR)[-1] == f"Кому передать № {appeal.number}?"
     actions = [a for row in last_markup(harness) for a in row]
-    assert actions and all(a.startswith(f"ov:to:{appeal.id}:") for a in actions)
+    assert actions[-1] == "ov:x:0"  # «Отмена»
+    assert actions[:-1] and all(a.startswith(f"ov:to:{appeal.id}:") for a in actions[:-1])
+    await harness.press(BOSS, "ov:x:0")
+    assert harness.bot.recorder.of(EditMessageText)[-1].text == "Передача отменена."
     # A department group cannot open another department's appeal from a forged button.
     await harness.press(STAFF, f"ov:c:{appeal.id}", chat_id=-100555)
     assert harness.toasts()[-1] == "Обращение здесь не найдено."
