@@ -291,6 +291,8 @@ EXPORT_COLUMNS = (
     Appeal.longitude,
     Appeal.platform,
     Appeal.reopened_count,
+    Appeal.solution_deadline_at,
+    Appeal.taken_by_name,
 )
 
 

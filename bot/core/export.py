@@ -23,6 +23,9 @@ HEADERS = (
     ("Статус", 26),
     ("Срок ответа", 17),
     ("Ответ в срок", 12),
+    ("Срок решения", 17),
+    ("Решено в срок", 13),
+    ("Исполнитель", 24),
     ("Адрес", 40),
     ("Широта", 11),
     ("Долгота", 11),
@@ -42,13 +45,25 @@ def answered_on_time(first_answer: datetime | None, deadline: datetime, now: dat
     return "нет" if deadline < now else "—"
 
 
+def solved_on_time(
+    resolved: datetime | None, deadline: datetime | None, status: str, now: datetime
+) -> str:
+    """«да», «нет», or «—» (no solution deadline, rejected, or still within it)."""
+    if deadline is None or status == "rejected":
+        return "—"
+    if resolved is not None:
+        return "да" if resolved <= deadline else "нет"
+    return "нет" if deadline < now else "—"
+
+
 def _appeal_row(row: Sequence[Any], tz: ZoneInfo, now: datetime) -> list[Value]:
     def local(value: datetime | None) -> datetime | None:
         # Excel has no time zones: local wall-clock time, as the coordinator reads it.
         return None if value is None else value.astimezone(tz).replace(tzinfo=None)
 
     (number, created, first_answer, resolved, closed, category, department, status) = row[:8]
-    deadline, address, latitude, longitude, platform, reopened = row[8:]
+    deadline, address, latitude, longitude, platform, reopened = row[8:14]
+    solution_deadline, taken_by = row[14:16]
     return [
         number,
         local(created),
@@ -60,6 +75,9 @@ def _appeal_row(row: Sequence[Any], tz: ZoneInfo, now: datetime) -> list[Value]:
         texts.REPORT_STATUS.get(status, status),
         local(deadline),
         answered_on_time(first_answer or (closed if status == "rejected" else None), deadline, now),
+        local(solution_deadline),
+        solved_on_time(resolved, solution_deadline, status, now),
+        taken_by,
         address,
         latitude,
         longitude,

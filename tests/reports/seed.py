@@ -44,6 +44,8 @@ class Seeder:
         answer_after: timedelta | None = None,
         solved_after: timedelta | None = None,
         deadline_after: timedelta = 8 * HOUR,
+        solution_after: timedelta | None = None,
+        taken_by: str | None = None,
         reopened: int = 0,
         address: str | None = None,
         pin: tuple[float, float] | None = None,
@@ -74,6 +76,8 @@ class Seeder:
                 if status == "closed" and solved_after
                 else None,
                 reopened_count=reopened,
+                solution_deadline_at=created + solution_after if solution_after else None,
+                taken_by_name=taken_by,
             )
             uow.session.add(appeal)
             await uow.commit()

@@ -61,6 +61,7 @@ async def test_export_holds_the_periods_appeals(db: Database, config: CoreConfig
     await seeder.add(
         "roads", at(15, 10), status="closed", answer_after=10 * HOUR, solved_after=30 * HOUR,
         address="ул. Ленина, 1 <корпус 2> & двор\x0b", pin=(55.75, 37.62), reopened=1,
+        solution_after=72 * HOUR, taken_by="Иван Петров",
     )  # fmt: skip
     await seeder.add("waste", at(20, 11, 30), platform="vk")
     await seeder.add("roads", at(10, 10))  # before the period
@@ -75,7 +76,8 @@ async def test_export_holds_the_periods_appeals(db: Database, config: CoreConfig
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == (
         "Номер", "Создано", "Первый ответ", "Решено", "Закрыто", "Категория", "Отдел", "Статус",
-        "Срок ответа", "Ответ в срок", "Адрес", "Широта", "Долгота", "Платформа", "Возобновлений",
+        "Срок ответа", "Ответ в срок", "Срок решения", "Решено в срок", "Исполнитель", "Адрес",
+        "Широта", "Долгота", "Платформа", "Возобновлений",
     )  # fmt: skip
     closed, waste = rows[1:]
     local = datetime(2026, 11, 15, 10, 0)  # Moscow wall-clock time, as Excel shows it
@@ -87,11 +89,14 @@ async def test_export_holds_the_periods_appeals(db: Database, config: CoreConfig
     )
     assert closed[5:] == (
         "Дороги", "Управление дорожного хозяйства", "закрыто", datetime(2026, 11, 15, 18),
-        "нет", "ул. Ленина, 1 <корпус 2> & двор", 55.75, 37.62, "Telegram", 1,
+        "нет", datetime(2026, 11, 18, 10), "да", "Иван Петров",
+        "ул. Ленина, 1 <корпус 2> & двор", 55.75, 37.62, "Telegram", 1,
     )  # fmt: skip
     assert sheet["B2"].number_format == "DD.MM.YYYY HH:MM"
     assert waste[5] == "Мусор / ТКО" and waste[7] == "новое"
-    assert (waste[2], waste[9], waste[10], waste[11], waste[13]) == (
+    assert (waste[2], waste[9], waste[10], waste[11], waste[13], waste[14], waste[16]) == (
+        None,
+        "—",
         None,
         "—",
         None,
