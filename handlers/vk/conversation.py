@@ -20,6 +20,7 @@ from bot.core.model import InputKind, IntakeInput, Keyboard, Platform, Reply, Re
 from bot.core.ports import DeliveryError, PhotoRef
 from handlers.vk.client import VkClient
 from handlers.vk.inputs import as_int, button_action, intake_input, resident_of
+from handlers.vk.render import NO_BUTTONS
 from handlers.vk.sender import derived_random_id
 from storage.uow import Database, current_event_key
 
@@ -107,6 +108,31 @@ class VkConversation:
             await self._answer(who, await self.intake.start(who), True)
         else:
             await self._action(who, action, True)
+        await self._retire_buttons(peer_id, as_int(body.get("conversation_message_id")))
+
+    async def _retire_buttons(self, peer_id: int, message: int) -> None:
+        """The pressed buttons have done their job: removing them, as in Telegram, keeps an
+        old summary's «Отправить» from being pressed after the draft has changed."""
+        if message <= 0:
+            return
+        try:
+            found = await self.client.call(
+                "messages.getByConversationMessageId",
+                peer_id=peer_id,
+                conversation_message_ids=message,
+            )
+            items = found.get("items") if isinstance(found, dict) else None
+            if not items or not items[0].get("text"):
+                return
+            await self.client.call(
+                "messages.edit",
+                peer_id=peer_id,
+                conversation_message_id=message,
+                message=items[0]["text"],
+                keyboard=NO_BUTTONS,
+            )
+        except Exception as exc:  # only tidying: the press itself has been handled
+            log.info("buttons not removed: %s", exc.__class__.__name__)
 
     async def _action(self, who: ResidentRef, action: str, callbacks: bool) -> None:
         if action.startswith("f:"):

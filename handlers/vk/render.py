@@ -13,6 +13,7 @@ INLINE_ROWS = 6
 ROW_WIDTH = 5
 KEYBOARD_ROWS = 10
 EMPTY = json.dumps({"buttons": [], "one_time": True})
+NO_BUTTONS = json.dumps({"buttons": [], "inline": True})  # an inline keyboard taken away
 
 
 def payload_of(button: Button) -> str:

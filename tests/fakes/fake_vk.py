@@ -193,6 +193,10 @@ class FakeVK:
         """The resident presses a callback button under ``sent``."""
         payloads = sent.payloads
         assert action in payloads, f"{action!r} is not under the message: {payloads}"
+        return self.press_forged(user_id, sent, action)
+
+    def press_forged(self, user_id: int, sent: Sent, action: str) -> str:
+        """A press with any payload under ``sent`` (an old client, a modified one)."""
         event_id = f"evt{next(self._seq):08d}"
         self.pending_event_ids.add(event_id)
         self._push(
@@ -398,7 +402,34 @@ class FakeVK:
         self.answered_event_ids.append(event_id)
         return 1
 
+    def _by_cmid(self, params: JSON) -> Sent:
+        # The fake gives each message one number: its id is also its conversation_message_id.
+        wanted = int(str(params.get("conversation_message_id") or params.get("message_id") or 0))
+        peer_id = int(str(params.get("peer_id") or 0))
+        for sent in self.sent:
+            if sent.id == wanted and sent.peer_id == peer_id:
+                return sent
+        raise VkApiError(100, "One of the parameters specified was missing or invalid: message")
+
+    async def _api_messages_getByConversationMessageId(self, params: JSON) -> JSON:
+        ids = [int(i) for i in str(params.get("conversation_message_ids") or "").split(",") if i]
+        peer_id = int(str(params.get("peer_id") or 0))
+        items = [
+            {"id": s.id, "conversation_message_id": s.id, "peer_id": s.peer_id, "text": s.text}
+            for s in self.sent
+            if s.id in ids and s.peer_id == peer_id
+        ]
+        return {"count": len(items), "items": items}
+
     async def _api_messages_edit(self, params: JSON) -> int:
+        sent = self._by_cmid(params)
+        if not params.get("message") and not sent.attachments:
+            raise VkApiError(100, "One of the parameters specified was missing: message")
+        sent.text = str(params.get("message") or "")
+        if "keyboard" in params:
+            keyboard = json.loads(params["keyboard"])
+            _check_keyboard(keyboard)
+            sent.keyboard = keyboard if keyboard.get("buttons") else None
         return 1
 
     async def _api_photos_getMessagesUploadServer(self, params: JSON) -> JSON:

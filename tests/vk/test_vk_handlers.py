@@ -322,3 +322,26 @@ async def test_clients_without_inline_buttons_get_keyboard_buttons(vk: VkHarness
         RESIDENT, "🛣 Дороги", payload=json.dumps({"a": "i:category:roads"}, ensure_ascii=False)
     )
     assert said[0].text.startswith(texts.ASK_DESCRIPTION.split(":")[0])
+
+
+async def test_pressed_buttons_are_taken_away(vk: VkHarness) -> None:
+    """As in Telegram: an old summary's «Отправить» cannot submit a draft changed since."""
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    categories = vk.last_with(RESIDENT, "i:category:")
+    await vk.presses(RESIDENT, categories, "i:category:roads")
+    assert categories.keyboard is None  # edited away
+    await vk.says(RESIDENT, "Разбит фонарь у подъезда, темно вечером")
+    await vk.says(RESIDENT, "ул. Мира, 3")
+    await vk.says(RESIDENT, texts.SKIP)
+    await vk.says(RESIDENT, texts.SKIP)
+    summary = vk.last_with(RESIDENT, "i:confirm:")
+    await vk.presses(RESIDENT, summary, "i:confirm:edit")
+    assert summary.keyboard is None and summary.text.startswith("Категория:")
+    # A client that still shows the old buttons: the press is refused, nothing is filed.
+    before = len(vk.fake.sent)
+    vk.fake.press_forged(RESIDENT, summary, "i:confirm:submit")
+    await vk.deliver()
+    assert vk.fake.sent[before].text.startswith(texts.STALE_BUTTON)
+    async with vk.db.uow() as uow:
+        appeals = await uow.session.scalar(select(func.count()).select_from(Appeal))
+    assert appeals == 0
