@@ -10,7 +10,12 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
-from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+)
 
 from bot.core.appeals import StaffService
 from bot.core.catalog import load_catalog
@@ -38,6 +43,21 @@ PRIVATE_COMMANDS = [
     BotCommand(command="my", description="Мои обращения"),
     BotCommand(command="cancel", description="Отменить заполнение"),
     BotCommand(command="help", description="Как это работает"),
+]
+GROUP_COMMANDS = [
+    BotCommand(command="overdue", description="Просроченные обращения отдела"),
+    BotCommand(command="appeal", description="Карточка обращения по номеру"),
+    BotCommand(command="bind", description="Привязать группу к отделу (координатор)"),
+    BotCommand(command="departments", description="Отделы и их группы"),
+]
+COORDINATOR_COMMANDS = [
+    *PRIVATE_COMMANDS,
+    BotCommand(command="overdue", description="Просроченные обращения"),
+    BotCommand(command="stats", description="Статистика и график"),
+    BotCommand(command="map", description="Тепловая карта обращений"),
+    BotCommand(command="export", description="Выгрузка в Excel"),
+    BotCommand(command="appeal", description="Карточка обращения по номеру"),
+    BotCommand(command="departments", description="Отделы и их группы"),
 ]
 
 
@@ -112,13 +132,26 @@ async def check_coordinators(bot: Bot, coordinator_ids: tuple[int, ...]) -> None
             log.warning("could not check coordinator %s: %s", user_id, exc.__class__.__name__)
 
 
+async def set_command_menus(bot: Bot, coordinator_ids: tuple[int, ...]) -> None:
+    """The «/» menu: residents' commands in private chats, the department's in groups, and the
+    coordinators' own tools in their private chats."""
+    Scope = BotCommandScopeAllPrivateChats | BotCommandScopeAllGroupChats | BotCommandScopeChat
+    menus: list[tuple[list[BotCommand], Scope]] = [
+        (PRIVATE_COMMANDS, BotCommandScopeAllPrivateChats()),
+        (GROUP_COMMANDS, BotCommandScopeAllGroupChats()),
+    ]
+    menus += [(COORDINATOR_COMMANDS, BotCommandScopeChat(chat_id=uid)) for uid in coordinator_ids]
+    for commands, scope in menus:
+        try:
+            await bot.set_my_commands(commands, scope=scope)
+        except Exception as exc:  # cosmetic: never a reason not to start
+            log.warning("could not set the command menu (%s): %s", scope.type, exc)
+
+
 async def run_telegram_front(bot: Bot, dispatcher: Dispatcher, config: CoreConfig) -> None:
     await wait_for_api(bot)
     await check_coordinators(bot, config.coordinator_ids)
-    try:
-        await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
-    except Exception as exc:  # cosmetic: the menu of commands; never a reason not to start
-        log.warning("could not set the command menu: %s", exc)
+    await set_command_menus(bot, config.coordinator_ids)
     await dispatcher.start_polling(
         bot, allowed_updates=dispatcher.resolve_used_update_types(), close_bot_session=False
     )

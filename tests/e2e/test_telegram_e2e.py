@@ -96,6 +96,17 @@ async def test_appeal_lifecycle_over_http(
         "cancel",
         "help",
     ]
+    assert menu.params["scope"] == {"type": "all_private_chats"}
+    # Coordinators see their own tools in their menu; groups see the department's commands.
+    own = await fake.wait_for(
+        lambda r: r.name == "setmycommands" and r.params["scope"].get("chat_id") == COORDINATOR_ID,
+        what="the coordinator's menu",
+    )
+    assert {"overdue", "stats", "map", "export"} <= {c["command"] for c in own.params["commands"]}
+    groups = fake.find(
+        lambda r: r.name == "setmycommands" and r.params["scope"]["type"] == "all_group_chats"
+    )
+    assert groups and "overdue" in {c["command"] for c in groups[0].params["commands"]}
 
     # The coordinator has talked to the bot privately (else it could not write to them).
     await say(fake, coordinator, "/start", "Вы координатор", "the coordinator's /start")
