@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # Appeals per transaction: short write locks (SQLite has one writer) even in a burst of steps.
 SCAN_BATCH = 50
+DIGEST_LIMIT = 4000  # Telegram's 4096 characters, with room to spare
 
 
 async def scan(db: Database, config: CoreConfig, now: datetime, batch: int = SCAN_BATCH) -> int:
@@ -39,17 +40,69 @@ async def scan(db: Database, config: CoreConfig, now: datetime, batch: int = SCA
     while True:
         async with db.uow() as uow:
             due = await uow.escalations.due_appeals(now, batch)
+            notices = Notices()
+            changed: list[Appeal] = []
             for appeal_id in due:
-                taken += await _advance(uow, config, appeal_id, now)
+                appeal, steps = await _advance(uow, config, appeal_id, now, notices)
+                if appeal is not None and steps:
+                    changed.append(appeal)
+                    taken += steps
+            # The steps' messages first, then the cards' edits: in a busy group (20 messages
+            # a minute) the news must not wait behind a queue of edits.
+            await notices.write(uow)
+            for appeal in changed:
+                await notify.refresh_cards(uow, appeal)
             await uow.commit()
         if len(due) < batch:
             return taken
 
 
-async def _advance(uow: UnitOfWork, config: CoreConfig, appeal_id: int, now: datetime) -> int:
+class Notices:
+    """The scan batch's messages gathered per chat: several appeals due at once reach a chat as
+    one message (a busy group would otherwise spend its 20 messages a minute on them)."""
+
+    def __init__(self) -> None:
+        self._by_chat: dict[int, list[Notice]] = {}
+
+    def add(self, chat_id: int, appeal_id: int, text: str, expires: datetime | None) -> None:
+        self._by_chat.setdefault(chat_id, []).append((appeal_id, text, expires))
+
+    async def write(self, uow: UnitOfWork) -> None:
+        for chat_id, items in self._by_chat.items():
+            for chunk in _fit(items):
+                payload: dict[str, object] = {"text": "\n\n".join(text for _, text, _ in chunk)}
+                expiries = [expires for _, _, expires in chunk]
+                if all(expires is not None for expires in expiries):
+                    # Reminders only: held up past the first of their deadlines, they would
+                    # only mislead (escalations always go).
+                    payload["expires_at"] = min(e for e in expiries if e is not None).isoformat()
+                appeal_id = chunk[0][0] if len(chunk) == 1 else None
+                await uow.outbox.add(notify.STAFF_PLATFORM, chat_id, "text", payload, appeal_id)
+
+
+Notice = tuple[int, str, datetime | None]
+
+
+def _fit(items: list[Notice], limit: int = DIGEST_LIMIT) -> list[list[Notice]]:
+    """Consecutive notices grouped into messages that each fit into one Telegram message."""
+    messages: list[list[Notice]] = [[]]
+    size = 0
+    for item in items:
+        length = len(item[1]) + 2
+        if messages[-1] and size + length > limit:
+            messages.append([])
+            size = 0
+        messages[-1].append(item)
+        size += length
+    return messages
+
+
+async def _advance(
+    uow: UnitOfWork, config: CoreConfig, appeal_id: int, now: datetime, notices: Notices
+) -> tuple[Appeal | None, int]:
     appeal = await uow.appeals.get(appeal_id, lock=True)
     if appeal is None or appeal.next_check_at is None or appeal.next_check_at > now:
-        return 0  # another scan got here first
+        return None, 0  # another scan got here first
     category = await uow.catalog.category(appeal.category_id)
     steps = planned_steps(appeal, category, config)
     done = await uow.escalations.done(appeal.id)
@@ -57,18 +110,21 @@ async def _advance(uow: UnitOfWork, config: CoreConfig, appeal_id: int, now: dat
     for step in steps:
         if step.at > now or not outstanding(step, done, now):
             continue
-        await _take_step(uow, config, appeal, step, now)
+        await _take_step(uow, config, appeal, step, now, notices)
         done.add(step.key)
         taken += 1
     later = [step.at for step in steps if outstanding(step, done, now)]
     appeal.next_check_at = min(later) if later else None
-    if taken:
-        await notify.refresh_cards(uow, appeal)
-    return taken
+    return appeal, taken
 
 
 async def _take_step(
-    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, step: PlannedStep, now: datetime
+    uow: UnitOfWork,
+    config: CoreConfig,
+    appeal: Appeal,
+    step: PlannedStep,
+    now: datetime,
+    notices: Notices,
 ) -> None:
     await uow.escalations.add(appeal.id, step.kind, step.deadline_at, step.level, now)
     department = await uow.catalog.department(appeal.department_id)
@@ -96,12 +152,9 @@ async def _take_step(
         )
         detail = f"уровень {step.level}, срок {what} был до {deadline}"
         await uow.appeals.add_event(appeal.id, "escalated", detail=detail, at=now)
-    payload: dict[str, object] = {"text": text}
-    if step.level == REMINDER:
-        # A reminder held up in a busy group's queue past the deadline would only mislead.
-        payload["expires_at"] = step.deadline_at.isoformat()
+    expires = step.deadline_at if step.level == REMINDER else None
     for chat_id in await escalation_chats(uow, config, appeal, step.level):
-        await uow.outbox.add(notify.STAFF_PLATFORM, chat_id, "text", payload, appeal_id=appeal.id)
+        notices.add(chat_id, appeal.id, text, expires)
     log.info("appeal %s: %s step %d", appeal.number, step.kind, step.level)
 
 

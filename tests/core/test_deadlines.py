@@ -304,3 +304,27 @@ async def test_a_reminder_still_queued_at_its_deadline_is_dropped(
     assert count(world, ROADS_GROUP, f"Напоминание: срок ответа по обращению № {number}") == 0
     async with db.uow() as uow:
         assert await uow.outbox.status_of(queued.id) == "cancelled"
+
+
+async def test_appeals_due_together_reach_a_group_as_one_message_before_the_card_edits(
+    db: Database, short: CoreConfig
+) -> None:
+    world = await make_world(db, short)
+    numbers = [(await world.file(ANNA, "roads"))[1] for _ in range(3)]
+    await drain(world.worker)
+    sent_before = len(world.sender.to(ROADS_GROUP))
+    async with db.uow() as uow:
+        last = max(
+            a.deadline_at
+            for a in await uow.appeals.open_of_department(await world.department_id("roads"))
+        )
+    # The reminders' moment has passed unseen: only level 1 is due, for each of the three.
+    assert await scan(db, short, last + timedelta(seconds=1)) == 3
+    await drain(world.worker)
+    new = world.sender.to(ROADS_GROUP)[sent_before:]
+    news = [s for s in new if s.method == "text"]
+    assert len(news) == 1  # one message for the three appeals' steps
+    assert all(f"№ {number}" in news[0].text for number in numbers)
+    assert news[0].text.count("эскалация, уровень 1") == 3
+    assert new[0] is news[0]  # ahead of the cards' edits
+    assert [s.method for s in new[1:]] == ["edit", "edit", "edit"]
