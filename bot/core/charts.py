@@ -67,7 +67,9 @@ def _bars(axes: Axes, days: list[date], flow: dict[str, list[int]], palette: lis
         axes.bar(positions, counts, bottom=bottom, width=0.85, label=category, color=colour)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     every = max(1, math.ceil(len(days) / 15))  # at most ~15 date labels, whatever the period
-    axes.set_xticks(positions[::every], [f"{day:%d.%m}" for day in days[::every]])
+    # Counted back from the last day, so that the newest bar (today) always has its date.
+    labelled = positions[::-1][::every][::-1]
+    axes.set_xticks(labelled, [f"{days[i]:%d.%m}" for i in labelled])
     axes.set_xlim(-0.6, len(days) - 0.4)
 
 
