@@ -238,6 +238,7 @@ def rows(
             int(c["reopened"][i]),
             created + SOLUTION_DEADLINE,
             _next_check(created, deadline_s, str(c["status"][i]), now),
+            created + timedelta(seconds=deadline_s),
         )
 
 
@@ -265,7 +266,7 @@ APPEAL_COLUMNS = (
     "id", "number", "year", "seq", "resident_id", "platform", "category_id", "department_id",
     "description", "address", "latitude", "longitude", "status", "regional", "created_at",
     "deadline_at", "first_answer_at", "resolved_at", "closed_at", "reopened_count",
-    "solution_deadline_at", "next_check_at",
+    "solution_deadline_at", "next_check_at", "first_deadline_at",
 )  # fmt: skip
 
 

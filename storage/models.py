@@ -142,6 +142,7 @@ class Appeal(Base):
             "first_answer_at",
             "resolved_at",
             "closed_at",
+            "first_deadline_at",
         ),
         # The heat map: pins of a period without reading the rows.
         Index("ix_appeals_pins", "created_at", "latitude", "longitude", "category_id"),
@@ -175,6 +176,9 @@ class Appeal(Base):
     # The current deadline for the solution (deadline_at is the one for the first answer);
     # None for appeals filed before deadlines for solutions existed.
     solution_deadline_at: Mapped[datetime | None]
+    # The deadline the first answer is judged by in reports: set when filed, moved only by an
+    # extension before that answer (a reopening gives deadline_at a new round, not this).
+    first_deadline_at: Mapped[datetime | None]
     # When the scheduler should next look at this appeal (a reminder or an escalation step
     # may be due); None when nothing is pending. Keeps the scan an index range, not a sweep.
     next_check_at: Mapped[datetime | None]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
-from storage.models import Appeal, Category, Department
+from storage.models import Appeal, Category, Department, UTCDateTime
 
 Column = ColumnElement[Any] | QueryableAttribute[Any]
 
@@ -61,6 +61,8 @@ async def departments(session: AsyncSession) -> list[Department]:
 # When the resident first heard back: an answer, or a rejection (spam, a duplicate, not ours)
 # for an appeal rejected unanswered — that too is a reply within the deadline or not.
 RESPONDED_AT = func.coalesce(Appeal.first_answer_at, Appeal.closed_at)
+# The first answer's deadline (a resident's «не решена» starts a new round in deadline_at).
+ANSWER_DUE = func.coalesce(Appeal.first_deadline_at, Appeal.deadline_at, type_=UTCDateTime())
 
 
 def in_period(start: datetime, end: datetime) -> ColumnElement[bool]:
@@ -86,10 +88,10 @@ async def breakdown(
 ) -> list[BreakdownRow]:
     """One pass over the period grouped by everything the report splits by: a few hundred rows
     at most (statuses x categories x departments x platforms), summed up by the caller."""
-    on_time = RESPONDED_AT <= Appeal.deadline_at
+    on_time = RESPONDED_AT <= ANSWER_DUE
     late = or_(
-        RESPONDED_AT > Appeal.deadline_at,
-        and_(RESPONDED_AT.is_(None), Appeal.deadline_at < now),
+        RESPONDED_AT > ANSWER_DUE,
+        and_(RESPONDED_AT.is_(None), ANSWER_DUE < now),
     )
     stmt = (
         select(
@@ -285,7 +287,7 @@ EXPORT_COLUMNS = (
     Category.title,
     Department.name,
     Appeal.status,
-    Appeal.deadline_at,
+    ANSWER_DUE,
     Appeal.address,
     Appeal.latitude,
     Appeal.longitude,

@@ -78,6 +78,7 @@ async def submit(
         reopened_count=0,
     )
     set_deadlines(appeal, category, config, now)
+    appeal.first_deadline_at = appeal.deadline_at
     appeal = await uow.appeals.add(appeal)
     for ref in data.get("photos", []):
         await uow.appeals.add_photo(appeal.id, "resident", who.platform.value, str(ref))
@@ -156,10 +157,18 @@ class StaffService:
             return Outcome(ok=True, keyboard=status_keyboard(appeal))
 
     async def extend(
-        self, actor: StaffActor, appeal_id: int, days: int, reason: str = ""
+        self,
+        actor: StaffActor,
+        appeal_id: int,
+        days: int,
+        reason: str = "",
+        prompt: tuple[int, int] | None = None,
     ) -> Outcome:
         """Move the running deadline (the answer's until answered, then the solution's) by
-        ``days`` calendar days; the resident is told the new date and the reason."""
+        ``days`` calendar days; the resident is told the new date and the reason.
+
+        ``prompt`` (chat, message) is the prompt the reason replies to: it is used once, so a
+        second reply to it (a correction, a colleague) does not extend the deadline again."""
         async with self.db.uow() as uow:
             appeal = await self._authorized(uow, actor, appeal_id)
             if appeal is None or days not in EXTENSION_DAYS:
@@ -176,6 +185,11 @@ class StaffService:
                     prompt_purpose=f"extend_{days}",
                     keyboard=status_keyboard(appeal),  # the card gets its buttons back
                 )
+            if prompt is not None:
+                asked = await uow.cards.find(*prompt)
+                if asked is None or asked.appeal_id != appeal.id or not asked.active:
+                    return Outcome(ok=False, notice=texts.EXTENSION_PROMPT_USED)
+                asked.active = False
             if len(reason) > MAX_EXTENSION_REASON:
                 return Outcome(
                     ok=False,
@@ -188,6 +202,8 @@ class StaffService:
             if kind == ANSWER:
                 appeal.deadline_at = max(appeal.deadline_at, now) + span
                 new_deadline = appeal.deadline_at
+                if appeal.first_answer_at is None:
+                    appeal.first_deadline_at = new_deadline  # the first answer's, for reports
                 if appeal.solution_deadline_at is not None:
                     # The time to solve after the answer stays what it was.
                     appeal.solution_deadline_at = max(

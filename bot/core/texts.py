@@ -256,6 +256,9 @@ def deadline_reminder(
 
 
 LESS_THAN_A_MINUTE = "меньше минуты"
+EXTENSION_PROMPT_USED = (
+    "По этому запросу срок уже продлён. Чтобы продлить ещё, нажмите «⏳ Продлить срок» на карточке."
+)
 
 
 def overdue_by(late: str) -> str:

@@ -117,7 +117,9 @@ async def text_reply(
     elif purpose == "reject_other":
         outcome = await staff.reject(actor, appeal_id, "other", message.text)
     elif purpose.startswith("extend_") and purpose[7:].isdigit():
-        outcome = await staff.extend(actor, appeal_id, int(purpose[7:]), message.text)
+        assert message.reply_to_message is not None  # a CardReply: the reply to the prompt
+        prompt = (message.chat.id, message.reply_to_message.message_id)
+        outcome = await staff.extend(actor, appeal_id, int(purpose[7:]), message.text, prompt)
     elif not live:
         await _reply_once(message, STALE_CARD)
         return

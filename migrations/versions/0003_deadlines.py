@@ -26,6 +26,9 @@ def upgrade() -> None:
             sa.Column("solution_deadline_at", storage.models.UTCDateTime(), nullable=True)
         )
         batch_op.add_column(sa.Column("next_check_at", storage.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("first_deadline_at", storage.models.UTCDateTime(), nullable=True)
+        )
         batch_op.create_index(
             "ix_appeals_status_solution_deadline", ["status", "solution_deadline_at"], unique=False
         )
@@ -37,6 +40,7 @@ def upgrade() -> None:
         "UPDATE appeals SET next_check_at = created_at "
         "WHERE status IN ('new', 'in_work', 'reopened')"
     )
+    op.execute("UPDATE appeals SET first_deadline_at = deadline_at")
 
     op.create_table(
         "appeal_escalations",
@@ -66,6 +70,7 @@ def downgrade() -> None:
     op.drop_index("ix_appeals_status_solution_deadline", table_name="appeals")
     # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35): a batch would copy the table, which
     # other tables reference and the bot's connections enforce foreign keys on.
+    op.drop_column("appeals", "first_deadline_at")
     op.drop_column("appeals", "next_check_at")
     op.drop_column("appeals", "solution_deadline_at")
     op.drop_column("categories", "solution_deadline_seconds")

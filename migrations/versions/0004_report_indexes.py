@@ -24,6 +24,7 @@ REPORT_COLUMNS = [
     "first_answer_at",
     "resolved_at",
     "closed_at",
+    "first_deadline_at",
 ]
 PIN_COLUMNS = ["created_at", "latitude", "longitude", "category_id"]
 

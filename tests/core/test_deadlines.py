@@ -328,3 +328,34 @@ async def test_appeals_due_together_reach_a_group_as_one_message_before_the_card
     assert news[0].text.count("эскалация, уровень 1") == 3
     assert new[0] is news[0]  # ahead of the cards' edits
     assert [s.method for s in new[1:]] == ["edit", "edit", "edit"]
+
+
+async def test_a_reply_to_an_extension_prompt_extends_once(db: Database, short: CoreConfig) -> None:
+    world = await make_world(db, short)
+    appeal_id, _ = await world.file(ANNA, "roads")
+    filed = await appeal_row(db, appeal_id)
+    asked = await world.staff.extend(IVAN, appeal_id, 3)
+    assert asked.prompt is not None and asked.prompt_purpose == "extend_3"
+    await world.staff.register_prompt(appeal_id, ROADS_GROUP, 555, "extend_3")
+    prompt = (ROADS_GROUP, 555)
+    assert (await world.staff.extend(IVAN, appeal_id, 3, "Ждём подрядчика", prompt)).ok
+    again = await world.staff.extend(IVAN, appeal_id, 3, "Ждём подрядчика, уточняю", prompt)
+    assert not again.ok and again.notice == texts.EXTENSION_PROMPT_USED
+    moved = await appeal_row(db, appeal_id)
+    # The deadline had not passed: moved by exactly three days, once.
+    assert moved.deadline_at == filed.deadline_at + timedelta(days=3)
+
+
+async def test_a_reopening_does_not_rewrite_whether_the_first_answer_was_on_time(
+    db: Database, short: CoreConfig
+) -> None:
+    world = await make_world(db, short)
+    appeal_id, _ = await world.file(ANNA, "roads")
+    filed = await appeal_row(db, appeal_id)
+    assert filed.first_deadline_at == filed.deadline_at
+    assert (await world.staff.answer(IVAN, appeal_id, "Приедем")).ok
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    await world.staff.resident_feedback(ANNA, appeal_id, solved=False)
+    reopened = await appeal_row(db, appeal_id)
+    assert reopened.status == "reopened" and reopened.deadline_at > filed.deadline_at
+    assert reopened.first_deadline_at == filed.first_deadline_at  # the first round's, kept
