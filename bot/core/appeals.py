@@ -261,7 +261,9 @@ class StaffService:
                 return Outcome(ok=False, notice="Такого отдела нет.")
             source = await uow.catalog.department(appeal.department_id)
             appeal.department_id = target.id
-            appeal.status = Status.NEW.value
+            # Reopened stays reopened: the new department still owes the resident an answer.
+            if Status(appeal.status) is not Status.REOPENED:
+                appeal.status = Status.NEW.value
             appeal.taken_by_id = appeal.taken_by_name = appeal.taken_at = None
             detail = f"{source.name if source else '?'} → {target.name}"
             await uow.appeals.add_event(appeal.id, "transferred", actor.name, detail)

@@ -359,3 +359,21 @@ async def test_a_reopening_does_not_rewrite_whether_the_first_answer_was_on_time
     reopened = await appeal_row(db, appeal_id)
     assert reopened.status == "reopened" and reopened.deadline_at > filed.deadline_at
     assert reopened.first_deadline_at == filed.first_deadline_at  # the first round's, kept
+
+
+async def test_a_reopened_appeal_passed_on_still_owes_an_answer(
+    db: Database, short: CoreConfig
+) -> None:
+    world = await make_world(db, short)
+    appeal_id, _ = await world.file(ANNA, "roads")
+    assert (await world.staff.answer(IVAN, appeal_id, "Приедем")).ok
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    await world.staff.resident_feedback(ANNA, appeal_id, solved=False)
+    housing = await world.department_id("housing")
+    assert (await world.staff.transfer(IVAN, appeal_id, housing)).ok
+    moved = await appeal_row(db, appeal_id)
+    assert moved.status == "reopened" and moved.taken_by_name is None
+    late = moved.deadline_at + timedelta(minutes=5)
+    listed = await overdue(db, short, late, housing, 0)
+    assert [item.kind for item in listed.items] == ["answer"]
+    assert await scan(db, short, late) >= 1  # the new department's chain runs
