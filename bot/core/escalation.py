@@ -73,9 +73,9 @@ class Notices:
                 payload: dict[str, object] = {"text": "\n\n".join(text for _, text, _ in chunk)}
                 expiries = [expires for _, _, expires in chunk]
                 if all(expires is not None for expires in expiries):
-                    # Reminders only: held up past the first of their deadlines, they would
-                    # only mislead (escalations always go).
-                    payload["expires_at"] = min(e for e in expiries if e is not None).isoformat()
+                    # Reminders only: held up past all of their deadlines, they would only
+                    # mislead (escalations always go; one still ahead keeps the message).
+                    payload["expires_at"] = max(e for e in expiries if e is not None).isoformat()
                 appeal_id = chunk[0][0] if len(chunk) == 1 else None
                 await uow.outbox.add(notify.STAFF_PLATFORM, chat_id, "text", payload, appeal_id)
 

@@ -28,11 +28,17 @@ def percent(share: float) -> str:
     return f"{share * 100:.0f} %"
 
 
+MAX_LINES = 12  # per list: a long categories file must not push /stats past Telegram's 4096
+
+
 def _lines(counter: Counter[str], labels: dict[str, str] | None = None) -> list[str]:
-    return [
-        f"• {(labels or {}).get(name, name)}: {amount(number)}"
-        for name, number in sorted(counter.items(), key=lambda item: (-item[1], item[0]))
-    ]
+    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+    shown = ranked if len(ranked) <= MAX_LINES else ranked[: MAX_LINES - 1]
+    lines = [f"• {(labels or {}).get(name, name)[:60]}: {amount(number)}" for name, number in shown]
+    rest = ranked[len(shown) :]
+    if rest:
+        lines.append(f"• остальные ({len(rest)}): {amount(sum(number for _, number in rest))}")
+    return lines
 
 
 def _times(title: str, figures: TimeFigures, counted: str) -> str:

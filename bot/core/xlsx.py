@@ -21,7 +21,12 @@ Value = str | int | float | datetime | None
 EXCEL_EPOCH = datetime(1899, 12, 30)
 DATE_STYLE, HEADER_STYLE = 1, 2
 # Characters XML 1.0 forbids (a resident's text may carry them): dropped rather than failing.
-_ILLEGAL = {code: None for code in range(32) if code not in (9, 10, 13)}
+_ILLEGAL = {
+    **{code: None for code in range(32) if code not in (9, 10, 13)},
+    **{code: None for code in range(0xD800, 0xE000)},  # lone surrogates
+    0xFFFE: None,
+    0xFFFF: None,
+}
 
 CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">

@@ -60,7 +60,7 @@ async def test_export_holds_the_periods_appeals(db: Database, config: CoreConfig
     seeder = Seeder(db)
     await seeder.add(
         "roads", at(15, 10), status="closed", answer_after=10 * HOUR, solved_after=30 * HOUR,
-        address="ул. Ленина, 1 <корпус 2> & двор\x0b", pin=(55.75, 37.62), reopened=1,
+        address="ул. Ленина, 1 <корпус 2> & двор\x0b\ufffe\uffff", pin=(55.75, 37.62), reopened=1,
         solution_after=72 * HOUR, taken_by="Иван Петров",
     )  # fmt: skip
     await seeder.add("waste", at(20, 11, 30), platform="vk")

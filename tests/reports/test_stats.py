@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from bot.core.config import CoreConfig
 from bot.core.periods import PeriodError, parse_period
 from bot.core.report_render import amount, duration, spike_line, stats_text
-from bot.core.reports import ReportService, Spike, find_spikes, reading
+from bot.core.reports import ReportService, Spike, StatsReport, find_spikes, reading
 from storage.models import Appeal
 from storage.uow import Database
 from tests.reports.seed import HOUR, Seeder
@@ -206,3 +207,19 @@ async def test_a_rejection_is_a_reply_to_the_resident(db: Database, config: Core
     content, _ = await ReportService(db, config).export(period, NOW)
     rows = list(load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
     assert [row[9] for row in rows[1:]] == ["да", "нет"]
+
+
+def test_a_long_categories_file_keeps_stats_within_one_message() -> None:
+    period = parse_period(["7"], NOW, MOSCOW, default_days=1)
+    report = StatsReport(period, total=4000)
+    report.by_status = Counter({"new": 4000})
+    report.by_platform = Counter({"telegram": 4000})
+    report.by_category = Counter(
+        {f"Категория номер {i} с длинным названием": 100 for i in range(40)}
+    )
+    report.by_department = Counter(
+        {f"Управление номер {i} администрации города": 100 for i in range(40)}
+    )
+    text = stats_text(report)
+    assert len(text) <= 4096
+    assert "• остальные (29): 2\xa0900" in text  # 11 shown, the rest summed up
