@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+DAY = timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class WorkSchedule:
@@ -29,7 +31,12 @@ class WorkSchedule:
         return day.weekday() in self.workdays and day not in self.holidays
 
     def add(self, start: datetime, span: timedelta) -> datetime:
-        """``start`` plus ``span`` of working time (aware in, aware UTC out)."""
+        """``start`` plus ``span`` of working time (aware in, aware UTC out).
+
+        Whole days (P3D, P14D) count working days, as people mean them; anything else counts
+        working hours."""
+        if span >= DAY and span % DAY == timedelta(0):
+            return self._add_days(start, span // DAY)
         wall = start.astimezone(self.tz).replace(tzinfo=None)
         remaining = span
         day = wall.date()
@@ -46,6 +53,26 @@ class WorkSchedule:
             day += timedelta(days=1)
             at = time(0, 0)
         raise ValueError("no working time found within three years")
+
+    def _add_days(self, start: datetime, days: int) -> datetime:
+        """``days`` working days on, at the same time of day; filed outside working hours,
+        the clock starts at the next opening."""
+        wall = start.astimezone(self.tz).replace(tzinfo=None)
+        day, at = wall.date(), wall.time()
+        if not self.is_working_day(day) or at >= self.closes:
+            day, at = self._next_working_day(day), self.opens
+        elif at < self.opens:
+            at = self.opens
+        for _ in range(days):
+            day = self._next_working_day(day)
+        return datetime.combine(day, at).replace(tzinfo=self.tz).astimezone(UTC)
+
+    def _next_working_day(self, day: date) -> date:
+        for _ in range(366 * 3):
+            day += DAY
+            if self.is_working_day(day):
+                return day
+        raise ValueError("no working day found within three years")
 
 
 def parse_hours(text: str) -> tuple[time, time]:

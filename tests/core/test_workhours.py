@@ -54,3 +54,16 @@ def test_parsing_and_bad_values() -> None:
         parse_days("0-8")
     with pytest.raises(ValueError, match="open before"):
         WorkSchedule(tz=MSK, opens=time(18), closes=time(9))
+
+
+def test_whole_days_are_working_days() -> None:
+    # Monday 10:00 + P3D: Thursday 10:00 (not 72 working hours, which would be 8 days).
+    assert SCHEDULE.add(msk(2026, 11, 23, 10, 0), timedelta(days=3)) == msk(2026, 11, 26, 10, 0)
+    # Friday 17:00 + P1D: Monday 17:00.
+    assert SCHEDULE.add(msk(2026, 11, 27, 17, 0), timedelta(days=1)) == msk(2026, 11, 30, 17, 0)
+    # Saturday noon: the clock starts Monday 09:00; one working day on is Tuesday 09:00.
+    assert SCHEDULE.add(msk(2026, 11, 28, 12, 0), timedelta(days=1)) == msk(2026, 12, 1, 9, 0)
+    # Over the New Year holiday (31 Dec) and the weekend: 30 Dec 11:00 + P2D = 4 Jan 11:00.
+    assert SCHEDULE.add(msk(2026, 12, 30, 11, 0), timedelta(days=2)) == msk(2027, 1, 4, 11, 0)
+    # Hours still count working hours: 12 h from Monday 10:00 is Tuesday 13:00.
+    assert SCHEDULE.add(msk(2026, 11, 23, 10, 0), timedelta(hours=12)) == msk(2026, 11, 24, 13, 0)
