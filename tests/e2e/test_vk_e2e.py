@@ -101,10 +101,20 @@ async def vk_presses(vk: FakeVK, under: Sent, action: str, expect: str) -> Sent:
     return found
 
 
-def with_action(vk: FakeVK, prefix: str) -> Sent:
-    return next(
-        s for s in reversed(vk.sent_to(MARIA)) if any(p.startswith(prefix) for p in s.payloads)
+async def with_action(vk: FakeVK, prefix: str) -> Sent:
+    """The newest message to Maria with a button whose action starts with ``prefix``, once it
+    has arrived (replies leave through the outbox, a moment after the text before them)."""
+    found: Sent = await vk.wait_for(
+        lambda sent: next(
+            (
+                s
+                for s in reversed(sent)
+                if s.peer_id == MARIA and any(p.startswith(prefix) for p in s.payloads)
+            ),
+            None,
+        )
     )
+    return found
 
 
 async def test_a_vk_resident_and_telegram_staff(
@@ -130,14 +140,14 @@ async def test_a_vk_resident_and_telegram_staff(
 
     # --- The VK resident's conversation ---------------------------------------------------------
     await vk_says(vk, texts.ASK_CATEGORY, text="Начать", payload=json.dumps({"command": "start"}))
-    categories = with_action(vk, "i:category:")
+    categories = await with_action(vk, "i:category:")
     await vk_presses(vk, categories, "i:category:roads", "Опишите проблему")
     await vk_says(vk, "Где это?", text="Яма у подъезда, в ней уже застряла коляска")
     await vk_says(vk, texts.ASK_PHOTOS.split(" —")[0], geo=(55.7512, 37.6184))
     await vk_says(vk, texts.PHOTO_ADDED, attachments=[vk.photo_attachment()])
     await vk_says(vk, "телефон", text=texts.DONE)
     await vk_says(vk, "Проверьте", text=texts.SKIP)
-    summary = with_action(vk, "i:confirm:")
+    summary = await with_action(vk, "i:confirm:")
     assert "Яма у подъезда" in summary.text
     accepted = await vk_presses(vk, summary, "i:confirm:submit", "принято")
     vk_number = number(2)
@@ -195,7 +205,9 @@ async def test_restarts_lose_no_vk_event_and_repeat_none(
     db = tmp_path / "db.sqlite"
     vk.user(MARIA, "Мария")
     await vk_says(vk, texts.ASK_CATEGORY, text="Начать", payload=json.dumps({"command": "start"}))
-    await vk_presses(vk, with_action(vk, "i:category:"), "i:category:roads", "Опишите проблему")
+    await vk_presses(
+        vk, await with_action(vk, "i:category:"), "i:category:roads", "Опишите проблему"
+    )
 
     # Down: the resident goes on writing.
     await bot.kill()
