@@ -641,6 +641,11 @@ class StateRepo:
         )
         return found is not None
 
+    async def remember(self, key: str) -> None:
+        """Record ``key`` (once) among the processed events: a mark that ages out with them."""
+        if not await self.event_seen(key):
+            self.session.add(ProcessedEvent(key=key, at=utcnow()))
+
     async def purge_events(self, before: datetime) -> int:
         result = await self.session.execute(
             delete(ProcessedEvent).where(ProcessedEvent.at < before)

@@ -102,13 +102,28 @@ class VkConversation:
             log.info("button press not answered: %s", exc)
         action = button_action(body.get("payload"))
         who = resident_of(user_id, peer_id, await self.client.first_name(user_id))
+        message = as_int(body.get("conversation_message_id"))
+        # A message's buttons work once (then they are taken away): a second press on the same
+        # message — a double tap, a client still showing the old buttons — is stale.
+        pressed = f"vk:pressed:{peer_id}:{message}" if message > 0 else None
+        if pressed is not None and await self._was_pressed(pressed):
+            await self._send(who, [Reply(texts.STALE_BUTTON)], True)
+            return
         if action is None:
             await self._send(who, [Reply(texts.STALE_BUTTON)], True)
         elif action == "/start":
             await self._answer(who, await self.intake.start(who), True)
         else:
             await self._action(who, action, True)
-        await self._retire_buttons(peer_id, as_int(body.get("conversation_message_id")))
+        if pressed is not None:
+            async with self.db.uow() as uow:
+                await uow.state.remember(pressed)
+                await uow.commit()
+        await self._retire_buttons(peer_id, message)
+
+    async def _was_pressed(self, key: str) -> bool:
+        async with self.db.uow() as uow:
+            return await uow.state.event_seen(key)
 
     async def _retire_buttons(self, peer_id: int, message: int) -> None:
         """The pressed buttons have done their job: removing them, as in Telegram, keeps an
