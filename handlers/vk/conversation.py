@@ -107,7 +107,12 @@ class VkConversation:
         # message — a double tap, a client still showing the old buttons — is stale.
         pressed = f"vk:pressed:{peer_id}:{message}" if message > 0 else None
         if pressed is not None and await self._was_pressed(pressed):
-            await self._send(who, [Reply(texts.STALE_BUTTON)], True)
+            if action is not None and action.startswith("i:"):
+                # The conversation says so and shows where it stands now.
+                stale = IntakeInput(kind=InputKind.ACTION, action="i:pressed:again")
+                await self._answer(who, await self.intake.handle(who, stale), True)
+            else:
+                await self._send(who, [Reply(texts.BUTTON_USED)], True)
             return
         if action is None:
             await self._send(who, [Reply(texts.STALE_BUTTON)], True)

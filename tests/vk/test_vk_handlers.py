@@ -356,6 +356,7 @@ async def test_pressed_buttons_are_taken_away(vk: VkHarness) -> None:
     assert vk.last_with(RESIDENT, "i:confirm:") is not summary
     said = await vk.presses_forged(RESIDENT, summary, "i:confirm:submit")
     assert said[0].text == texts.STALE_BUTTON
+    assert "Разбит фонарь у подъезда, темно вечером, скользко" in said[-1].text  # where it stands
     async with vk.db.uow() as uow:
         appeals = await uow.session.scalar(select(func.count()).select_from(Appeal))
     assert appeals == 0
