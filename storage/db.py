@@ -20,6 +20,9 @@ READ_ONLY = "priemnaya_read_only"  # an execution option: this transaction never
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # Up to four connections stay with the duty locks (storage/locks.py) for as long as
+        # this process holds them: the pool is sized so that work keeps its own.
+        kwargs.setdefault("pool_size", 10)
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
