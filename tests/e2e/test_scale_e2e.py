@@ -204,3 +204,29 @@ async def test_two_processes_share_the_work_and_survive_one(
             await process.stop()
         await balancer.stop()
         await fake.stop()
+
+
+async def test_two_polling_processes_one_polls_the_other_takes_over(tmp_path: Path) -> None:
+    """Long polling allows one getUpdates at a time: a second process on the same database
+    stands by (no 409 ping-pong) and polls once the first is killed."""
+    fake = WebhookTelegram()
+    api = await fake.start()
+    db_path = tmp_path / "bot.db"
+    first = BotProcess(api, db_path, tmp_path, tmp_path / "first.log")
+    second = BotProcess(api, db_path, tmp_path, tmp_path / "second.log")
+    try:
+        await first.start(fake)
+        await second.start(
+            fake, ready=lambda: "another process does telegram-poll" in second.log(), polls=False
+        )
+        anna = fake.user(501, "Анна")
+        await say(fake, anna, "/start", "Выберите категорию")
+        assert not [r for r in fake.requests if (r.error or "").startswith("409")]
+        await first.kill()
+        await until(lambda: "taking over telegram-poll" in second.log(), "take-over", timeout=20)
+        # (The dead process's last getUpdates, still open at the fake, ends with 409 now.)
+        await say(fake, anna, "/help", "Как это работает", "an answer from the second process")
+    finally:
+        for process in (first, second):
+            await process.stop()
+        await fake.stop()
