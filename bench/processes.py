@@ -43,6 +43,7 @@ class BotSubprocess:
 
     def __init__(self, module: str, env: dict[str, str], workdir: Path, log_path: Path) -> None:
         self.module = module
+        self.args: list[str] = []  # after the module, e.g. cProfile's own
         self.env = env
         self.workdir = workdir
         self.log_path = log_path
@@ -63,6 +64,7 @@ class BotSubprocess:
             sys.executable,
             "-m",
             self.module,
+            *self.args,
             cwd=self.workdir,
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -72,7 +74,9 @@ class BotSubprocess:
         deadline = time.monotonic() + START_TIMEOUT
         while fake.polls_started == polls:
             if self.process.returncode is not None:
-                raise RuntimeError(f"{self.module} exited with {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(
+                    f"{self.module} exited with {self.process.returncode}:\n{self.log()}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.module} did not start polling:\n{self.log()}")
             await asyncio.sleep(0.05)

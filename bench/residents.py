@@ -285,10 +285,12 @@ async def demo(count: int, photos: bool) -> None:
             await bot.stop()
             await fake.stop()
     told = result.numbers
-    print(f"{count} residents, {len(told)} told a number ({len(set(told.values()))} distinct), "
-          f"{len(result.failed)} failed, {sum(r.resends for r in result.residents)} resends, "
-          f"{result.answered} answers in {result.seconds:.1f}s, "
-          f"median {statistics.median(result.latencies):.3f}s")
+    print(
+        f"{count} residents, {len(told)} told a number ({len(set(told.values()))} distinct), "
+        f"{len(result.failed)} failed, {sum(r.resends for r in result.residents)} resends, "
+        f"{result.answered} answers in {result.seconds:.1f}s, "
+        f"median {statistics.median(result.latencies):.3f}s"
+    )
     print(step_table(result))
 
 
