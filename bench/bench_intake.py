@@ -35,6 +35,7 @@ from bench.residents import Driver, DriveResult, Resident, percentile, step_tabl
 from tests.fakes.fake_telegram import Request
 
 TARGET_RATIO = 0.5
+PROFILE = Path(tempfile.gettempdir()) / "priemnaya-bench-intake.prof"
 ECHO_MESSAGES = 7  # what a resident sends in the whole conversation without a photo
 FIRST_GROUP = -100_500_000
 BENCH_DATABASE = "bench_intake"
@@ -207,7 +208,7 @@ def table(rows: list[Row], echo_rate: float) -> str:
 
 def print_profile(path: Path, top: int = 25) -> None:
     stats = pstats.Stats(str(path))
-    print(f"\n== cProfile of the bot's event-loop thread, top {top} by own time ==")
+    print(f"\n== cProfile of the bot's event-loop thread ({path}), top {top} by own time ==")
     stats.sort_stats("tottime").print_stats(top)
     print(f"== top {top} by cumulative time ==")
     stats.sort_stats("cumulative").print_stats(top)
@@ -218,7 +219,7 @@ async def run(args: argparse.Namespace) -> None:
         workdir = Path(tmp)
         echo = await run_echo(args.residents, ECHO_MESSAGES, workdir)
         print(f"echo: {echo.rate:.1f} messages answered per second")
-        profile = workdir / "bot.prof" if args.profile else None
+        profile = PROFILE if args.profile else None
         sqlite = f"sqlite+aiosqlite:///{workdir / 'bot.db'}"
         rows = [
             echo,
