@@ -2,12 +2,13 @@
 enforce Telegram's and VK's limits.
 
     python -m bench.bench_delivery [--messages 5000] [--residents 1000] [--groups 10]
-                                   [--group-share 0.1] [--platform telegram|vk|both]
+                                   [--group-share 0.1] [--platform telegram|vk|both] [--unlimited]
 
 Queues ``--messages`` texts (a share to department groups, the rest to residents, shuffled)
 in a fresh SQLite database, runs ``OutboxWorker.run`` until every one has arrived, and
-compares the time with the least the limits allow for that mix. Every text is unique, so the
-fake counts what was lost or arrived twice.
+compares the time with the least the limits allow for that mix. ``--unlimited`` lifts the
+limits on both sides (Telegram only) to show how fast the worker itself can go. Every text
+is unique, so the fake counts what was lost or arrived twice.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from bench.limited_platforms import (
 from bot.core.config import CoreConfig
 from bot.core.delivery import OutboxWorker
 from bot.core.ports import Sender
-from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, RateLimiter
+from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, Limits, RateLimiter
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.vk.client import VkClient
 from handlers.vk.sender import VkSender
@@ -51,6 +52,7 @@ FIRST_RESIDENT = 5_550_000
 FIRST_GROUP = -100_700_000
 TARGET_SHARE = 0.9
 TIMEOUT = 900.0
+NO_LIMITS = Limits(per_second=100_000, private_interval=0.0, group_per_minute=0)
 
 
 @dataclass
@@ -107,13 +109,14 @@ async def deliver(args: argparse.Namespace, platform: str, workdir: Path) -> Out
     db = Database(session_factory(engine))
     queued = mix(args, platform)
     await queue(db, platform, queued)
-    telegram, vk = LimitedTelegram(TOKEN), LimitedVK(VK_TOKEN)
+    telegram, vk = LimitedTelegram(TOKEN, enforce=not args.unlimited), LimitedVK(VK_TOKEN)
     senders: dict[str, Sender] = {}
     if platform == "telegram":
         api = TelegramAPIServer.from_base(await telegram.start())
         bot = Bot(TOKEN, session=AiohttpSession(api=api))
         senders[platform] = TelegramSender(bot)
-        limiter = RateLimiter(TELEGRAM_LIMITS, is_group=is_group_chat)
+        limits = NO_LIMITS if args.unlimited else TELEGRAM_LIMITS
+        limiter = RateLimiter(limits, is_group=is_group_chat)
         fake_delivered, close = telegram.delivered, bot.session.close
     else:
         await vk.start()
@@ -196,6 +199,11 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=10)
     parser.add_argument("--group-share", type=float, default=0.1)
     parser.add_argument("--platform", choices=["telegram", "vk", "both"], default="both")
+    parser.add_argument(
+        "--unlimited",
+        action="store_true",
+        help="Telegram without limits on either side: the worker's own ceiling",
+    )
     asyncio.run(run(parser.parse_args()))
 
 
