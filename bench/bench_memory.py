@@ -1,6 +1,6 @@
 """The bot's memory: resident set size idle, and with many conversations half-finished.
 
-    python -m bench.bench_memory [--drafts 10000] [--batch 1000]
+    python -m bench.bench_memory [--drafts 10000] [--batch 500] [--step-timeout 60]
 
 Starts ``python -m bot`` (SQLite) against the fake Bot API, reads VmRSS from /proc after it
 settles, then drives ``--drafts`` residents through /start and the category button to the
@@ -37,7 +37,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.sleep(SETTLE_SECONDS)
             idle = bot.rss_mb()
             print(f"idle: {idle:.1f} MB")
-            driver = Driver(fake, step_timeout=300.0, stop_at=Step.DESCRIPTION)
+            driver = Driver(fake, step_timeout=args.step_timeout, stop_at=Step.DESCRIPTION)
             began, reached, failed = time.monotonic(), 0, 0
             for offset in range(0, args.drafts, args.batch):
                 count = min(args.batch, args.drafts - offset)
@@ -69,7 +69,8 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="The bot's RSS idle and with many drafts.")
     parser.add_argument("--drafts", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--step-timeout", type=float, default=60.0, help="re-send after (s)")
     asyncio.run(run(parser.parse_args()))
 
 
