@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.core import texts
@@ -242,3 +243,21 @@ async def test_who_may_ban_and_whom(db: Database, config: CoreConfig) -> None:
             )
         )
     assert sorted(banned) == ["501", "5551001"]
+
+
+def test_appeals_per_hour_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.app import core_config
+    from bot.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+    monkeypatch.delenv("APPEALS_PER_HOUR", raising=False)
+    assert load_settings(_env_file=None).appeals_per_hour == 5
+    for given, expected in (("", 5), ("0", 0), (" 12 ", 12)):
+        monkeypatch.setenv("APPEALS_PER_HOUR", given)
+        assert core_config(load_settings(_env_file=None)).appeals_per_hour == expected
+    for bad in ("-1", "five", "2.5"):
+        monkeypatch.setenv("APPEALS_PER_HOUR", bad)
+        with pytest.raises(SettingsError) as refused:
+            load_settings(_env_file=None)
+        assert str(refused.value).startswith("Setting APPEALS_PER_HOUR is malformed: expected")
+    assert CoreConfig().appeals_per_hour == 0  # the core alone: no limit unless configured
