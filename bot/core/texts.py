@@ -368,8 +368,10 @@ def appeal_limit(limit: int, sent: int, next_at: str, kept: str = "") -> str:
 
 
 LIMIT_DRAFT_KEPT = "Черновик сохранён — ничего не потеряется."
-LIMIT_TEXT_KEPT = f"Ваше сообщение сохранено в черновике: тогда нажмите «{MENU_NEW}» и продолжите."
-LIMIT_SUMMARY_KEPT = "Черновик сохранён: тогда нажмите «Отправить» под ним."
+LIMIT_TEXT_KEPT = (
+    f"Ваше сообщение сохранено в черновике: в это время нажмите «{MENU_NEW}» и продолжите."
+)
+LIMIT_SUMMARY_KEPT = "Черновик сохранён: в это время нажмите «Отправить» под ним."
 
 
 def banned(reason: str | None) -> str:
