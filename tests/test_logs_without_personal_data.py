@@ -182,3 +182,43 @@ async def test_a_failed_statement_does_not_carry_its_parameters(harness: Harness
             await uow.session.flush()
     shown = str(failed.value)
     assert "residents" in shown and not [s for s in SECRETS if s in shown]
+
+
+async def _fails_quoting_the_resident(*args: object, **kwargs: object) -> None:
+    raise ValueError(f"cannot take {DESCRIPTION!r} from {FIRST_NAME} {PHONE}")
+
+
+async def test_a_failing_update_is_logged_without_what_the_resident_wrote(
+    harness: Harness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.core.intake import IntakeService
+    from handlers.telegram.errors import SORRY
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(IntakeService, "handle", _fails_quoting_the_resident)
+    await harness.send(RESIDENT, text=DESCRIPTION)
+    assert harness.said_to(RESIDENT.id) == [SORRY]
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failed and "ValueError" in failed[0].getMessage()
+    assert "_fails_quoting_the_resident" in failed[0].getMessage()  # where, for the operator
+    assert leaks(caplog) == []
+
+
+async def test_a_failing_vk_event_is_logged_without_what_the_resident_wrote(
+    vk: VkHarness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.core.intake import IntakeService
+    from handlers.vk import polling
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(polling.asyncio, "sleep", _no_pause)
+    monkeypatch.setattr(IntakeService, "handle", _fails_quoting_the_resident)
+    vk.fake.user(VK_RESIDENT, FIRST_NAME)
+    await vk.says(VK_RESIDENT, DESCRIPTION)
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failed and "ValueError" in failed[0].getMessage()
+    assert leaks(caplog) == []
+
+
+async def _no_pause(_seconds: float) -> None:
+    return None
