@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Moscow"
     answer_deadline: timedelta = timedelta(hours=8)
     categories_file: Path = DEFAULT_CATEGORIES_FILE
-    # New appeals one resident may file within an hour (coordinators are not limited); 0: any.
+    # New appeals one resident may file within an hour (coordinators are not limited); 0: no limit.
     appeals_per_hour: int = Field(default=5, ge=0, le=1000)
     log_level: str = "INFO"
     solution_deadline: timedelta = timedelta(days=3)
