@@ -67,6 +67,9 @@ COORDINATOR_COMMANDS = [
     BotCommand(command="export", description="Выгрузка в Excel"),
     BotCommand(command="appeal", description="Карточка обращения по номеру"),
     BotCommand(command="departments", description="Отделы и их группы"),
+    BotCommand(command="ban", description="Заблокировать автора обращения"),
+    BotCommand(command="unban", description="Снять блокировку"),
+    BotCommand(command="banned", description="Заблокированные жители"),
 ]
 
 
@@ -81,6 +84,7 @@ def core_config(settings: Settings) -> CoreConfig:
         deputy_chat_ids=tuple(settings.deputy_chat_ids),
         head_chat_ids=tuple(settings.head_chat_ids),
         schedule=settings.schedule,
+        appeals_per_hour=settings.appeals_per_hour,
     )
 
 

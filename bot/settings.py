@@ -30,6 +30,7 @@ EXPECTED = {
     "TIMEZONE": "an IANA time zone name, e.g. Europe/Moscow",
     "ANSWER_DEADLINE": "a duration in seconds (28800) or ISO 8601 (PT8H, P1D)",
     "CATEGORIES_FILE": "a path to a readable TOML file with departments and categories",
+    "APPEALS_PER_HOUR": "a whole number of appeals a resident may file per hour, 0 for no limit",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "SOLUTION_DEADLINE": "a duration in seconds (259200) or ISO 8601 (P3D, PT48H)",
     "REMINDER_AT": "a share of the deadline between 0 and 1, e.g. 0.75",
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Moscow"
     answer_deadline: timedelta = timedelta(hours=8)
     categories_file: Path = DEFAULT_CATEGORIES_FILE
+    # New appeals one resident may file within an hour (coordinators are not limited); 0: no limit.
+    appeals_per_hour: int = Field(default=5, ge=0, le=1000)
     log_level: str = "INFO"
     solution_deadline: timedelta = timedelta(days=3)
     reminder_at: float = Field(default=0.75, gt=0, lt=1)
@@ -176,6 +179,11 @@ class Settings(BaseSettings):
             return [int(v) for v in value]
         items = [part.strip() for part in str(value or "").split(",") if part.strip()]
         return [int(item) for item in items]
+
+    @field_validator("appeals_per_hour", mode="before")
+    @classmethod
+    def _per_hour(cls, value: Any) -> Any:
+        return 5 if value is None or str(value).strip() == "" else value
 
     @field_validator("timezone")
     @classmethod

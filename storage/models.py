@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -93,6 +94,11 @@ class Resident(Base):
     first_name: Mapped[str] = mapped_column(String(200), default="")
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # A coordinator's /ban: the resident's messages and presses are ignored from then on,
+    # after one message saying so (ban_notified records that it was sent).
+    banned_at: Mapped[datetime | None]
+    ban_reason: Mapped[str | None] = mapped_column(String(300))
+    ban_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Draft(Base):
@@ -125,6 +131,8 @@ class Appeal(Base):
         Index("ix_appeals_status_deadline", "status", "deadline_at"),
         Index("ix_appeals_department_status", "department_id", "status"),
         Index("ix_appeals_resident", "resident_id", "id"),
+        # The hourly limit on new appeals counts a resident's latest ones by time.
+        Index("ix_appeals_resident_created", "resident_id", "created_at"),
         Index("ix_appeals_created", "created_at"),
         Index("ix_appeals_status_solution_deadline", "status", "solution_deadline_at"),
         Index("ix_appeals_next_check", "next_check_at"),

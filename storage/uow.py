@@ -247,6 +247,49 @@ class ResidentRepo:
             select(Resident).where(Resident.platform == platform, Resident.chat_id == chat_id)
         )
 
+    async def ban_state(
+        self, platform: str, external_id: str
+    ) -> tuple[int, datetime | None, str | None, bool] | None:
+        """(id, banned_at, ban_reason, ban_notified), read on every update: one indexed row."""
+        row = (
+            await self.session.execute(
+                select(
+                    Resident.id, Resident.banned_at, Resident.ban_reason, Resident.ban_notified
+                ).where(Resident.platform == platform, Resident.external_id == external_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1], row[2], bool(row[3]))
+
+    async def claim_ban_notice(self, resident_id: int) -> bool:
+        """Mark the ban as told; True for the one caller that flipped it (told exactly once)."""
+        result = await self.session.execute(
+            update(Resident)
+            .where(
+                Resident.id == resident_id,
+                Resident.banned_at.is_not(None),
+                Resident.ban_notified.is_(False),
+            )
+            .values(ban_notified=True)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def banned(self, limit: int) -> list[tuple[Resident, str | None]]:
+        """Banned residents, latest first, each with the number of their latest appeal."""
+        latest = (
+            select(Appeal.number)
+            .where(Appeal.resident_id == Resident.id)
+            .order_by(Appeal.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(
+            select(Resident, latest)
+            .where(Resident.banned_at.is_not(None))
+            .order_by(Resident.banned_at.desc(), Resident.id.desc())
+            .limit(limit)
+        )
+        return [(resident, number) for resident, number in rows]
+
 
 class AppealRepo:
     def __init__(self, session: AsyncSession) -> None:
@@ -301,6 +344,27 @@ class AppealRepo:
             .order_by(Appeal.id)
         )
         return list(rows)
+
+    async def filed_since(self, resident_id: int, since: datetime) -> int:
+        """How many appeals the resident filed after ``since`` (ix_appeals_resident_created)."""
+        query = (
+            select(func.count())
+            .select_from(Appeal)
+            .where(Appeal.resident_id == resident_id, Appeal.created_at > since)
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def nth_latest_since(
+        self, resident_id: int, since: datetime, nth: int
+    ) -> datetime | None:
+        """When the resident filed their ``nth`` latest appeal after ``since``, if they did."""
+        return await self.session.scalar(
+            select(Appeal.created_at)
+            .where(Appeal.resident_id == resident_id, Appeal.created_at > since)
+            .order_by(Appeal.created_at.desc())
+            .offset(nth - 1)
+            .limit(1)
+        )
 
     async def of_resident(self, resident_id: int, limit: int) -> list[Appeal]:
         rows = await self.session.scalars(

@@ -31,6 +31,8 @@ EVENT_TITLES = {
     "reminder": "⏰ напоминание:",
     "escalated": "🔺 эскалация:",
     "extended": "⏳ срок продлён:",
+    "banned": "⛔ автор заблокирован координатором",
+    "unbanned": "блокировка автора снята",
 }
 PLATFORM_TITLES = {"telegram": "Telegram", "vk": "VK"}
 
@@ -113,6 +115,8 @@ async def render_card(
     if resident and resident.unreachable:
         why = "закрыл сообщения сообщества" if appeal.platform == "vk" else "заблокировал бота"
         header.append(f"⚠️ Житель недоступен ({why}): уведомления не доставляются")
+    if resident and resident.banned_at is not None:
+        header.append("⛔ Житель заблокирован: его новые сообщения не принимаются")
     if department is not None and department.chat_id is None and not frozen:
         header.append(
             f"⚠️ У подразделения «{department.name}» нет группы: обращение у координаторов."

@@ -28,6 +28,9 @@ class CoreConfig:
     head_chat_ids: tuple[int, ...] = ()
     # None: deadlines run in calendar hours.
     schedule: WorkSchedule | None = None
+    # New appeals one resident may file within an hour (APPEALS_PER_HOUR; 5 by default in the
+    # settings); 0 here, the core's default, means no limit. Coordinators are never limited.
+    appeals_per_hour: int = 0
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core import texts
 from bot.core.appeals import submit
+from bot.core.bans import BanService, is_coordinator
 from bot.core.config import CoreConfig
 from bot.core.model import (
     Button,
@@ -26,7 +28,7 @@ from bot.core.model import (
     inline,
 )
 from storage.models import Category
-from storage.uow import Database, UnitOfWork
+from storage.uow import Database, UnitOfWork, utcnow
 
 MENU = Keyboard(rows=((Button(texts.MENU_NEW), Button(texts.MENU_MY)),), inline=False)
 ADDRESS_KEYBOARD = Keyboard(
@@ -46,6 +48,11 @@ EDIT_FIELDS = (
 )
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 MY_LIMIT = 10
+LIMIT_WINDOW = timedelta(hours=1)
+CONFIRM_CHOICE = inline(
+    [Button("✅ Отправить", "i:confirm:submit")],
+    [Button("✏️ Изменить", "i:confirm:edit"), Button("✖️ Отмена", "i:confirm:cancel")],
+)
 
 
 @dataclass
@@ -97,6 +104,34 @@ class IntakeService:
     def __init__(self, db: Database, config: CoreConfig) -> None:
         self.db = db
         self.config = config
+        # Asked by the fronts before anything else: a banned resident's update is dropped.
+        self.bans = BanService(db, config)
+
+    async def _limit(self, uow: UnitOfWork, who: ResidentRef, kept: str) -> Reply | None:
+        """The hourly limit on new appeals (APPEALS_PER_HOUR), counted in the database: None
+        while the resident may file another, else what to tell them (with when they may)."""
+        limit = self.config.appeals_per_hour
+        if limit <= 0 or is_coordinator(self.config, who):
+            return None
+        resident = await uow.residents.find(who.platform.value, who.user_id)
+        if resident is None:
+            return None
+        since = utcnow() - LIMIT_WINDOW
+        oldest_counted = await uow.appeals.nth_latest_since(resident.id, since, limit)
+        if oldest_counted is None:
+            return None
+        sent = await uow.appeals.filed_since(resident.id, since)
+        next_at = self._minute_up(oldest_counted + LIMIT_WINDOW)
+        return Reply(texts.appeal_limit(limit, sent, next_at, kept), MENU)
+
+    def _minute_up(self, moment: datetime) -> str:
+        """Local HH:MM no earlier than ``moment`` (14:03:20 → 14:04), with the date if not today."""
+        local = self.config.local(moment)
+        if local.second or local.microsecond:
+            local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        if local.date() != self.config.local(utcnow()).date():
+            return local.strftime("%d.%m.%Y %H:%M")
+        return local.strftime("%H:%M")
 
     # Entry points -------------------------------------------------------------------------
 
@@ -113,6 +148,9 @@ class IntakeService:
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
             has_content = draft is not None and _has_content(draft.data)
+            limited = await self._limit(uow, who, texts.LIMIT_DRAFT_KEPT if has_content else "")
+            if limited is not None:
+                return IntakeResult([limited])  # the draft, if any, stays as it is
             if draft is not None and draft.step != Step.RESUME and has_content:
                 data = dict(draft.data)
                 data["resume_to"] = draft.step
@@ -228,6 +266,13 @@ class IntakeService:
             return None
         if given.album_id:
             data["album"] = given.album_id
+        limited = await self._limit(uow, who, texts.LIMIT_TEXT_KEPT)
+        if limited is not None:
+            # Kept for later: «Новое обращение» then offers to continue it.
+            data["resume_to"] = Step.CATEGORY.value
+            await uow.drafts.save(who.platform.value, who.user_id, Step.RESUME, data)
+            await uow.commit()
+            return IntakeResult([limited])
         await uow.drafts.save(who.platform.value, who.user_id, Step.CATEGORY, data)
         await uow.commit()
         kept = "ваш текст сохранён" if "description" in data else "ваше фото сохранено"
@@ -448,6 +493,10 @@ class IntakeService:
                 data["editing"] = True
                 said = "Эта категория больше недоступна — выберите другую."
                 return _StepOutcome([Reply(said)], next_step=Step.CATEGORY)
+            limited = await self._limit(uow, who, texts.LIMIT_SUMMARY_KEPT)
+            if limited is not None:  # the draft stays at the summary, with its buttons again
+                summary = Reply(await self._summary(uow, data), CONFIRM_CHOICE)
+                return _StepOutcome([limited, summary])
             appeal = await submit(uow, self.config, who, data)
             await uow.drafts.delete(who.platform.value, who.user_id)
             return _StepOutcome(submitted_number=appeal.number)
@@ -525,11 +574,7 @@ class IntakeService:
             return [Reply(texts.ASK_PHONE, PHONE_KEYBOARD)]
         if step is Step.CONFIRM:
             summary = await self._summary(uow, data)
-            choice = inline(
-                [Button("✅ Отправить", "i:confirm:submit")],
-                [Button("✏️ Изменить", "i:confirm:edit"), Button("✖️ Отмена", "i:confirm:cancel")],
-            )
-            return [Reply(texts.CONFIRM_INTRO, MENU), Reply(summary, choice)]
+            return [Reply(texts.CONFIRM_INTRO, MENU), Reply(summary, CONFIRM_CHOICE)]
         if step is Step.EDIT:
             rows = [[Button(title, f"i:edit:{code}")] for code, title in EDIT_FIELDS]
             if data.get("photos"):

@@ -7,13 +7,15 @@ import logging
 from aiogram import Router
 from aiogram.types import ErrorEvent
 
+from bot.core.logsafe import log_failure
+
 log = logging.getLogger(__name__)
 
 SORRY = "Не получилось обработать сообщение. Попробуйте ещё раз — введённое ранее сохранено."
 
 
 async def on_error(event: ErrorEvent) -> bool:
-    log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
+    log_failure(log, event.exception, "update %s failed", event.update.update_id)
     update = event.update
     try:
         if update.callback_query is not None:

@@ -13,7 +13,7 @@ from bot.core.intake import IntakeService
 from bot.core.overdue import OverdueService
 from bot.core.reports import ReportService
 from bot.core.routing import RoutingService
-from handlers.telegram import citizen, errors, groups, overdue, reports, staff
+from handlers.telegram import bans, citizen, errors, groups, overdue, reports, staff
 from handlers.telegram.once import OncePerUpdate
 
 STALE = "Эта кнопка устарела."
@@ -59,6 +59,7 @@ def build_dispatcher(
     # coordinator's private chat), then the residents' conversation.
     dispatcher.include_routers(
         errors.build_router(),
+        bans.build_router(),  # a banned resident's update goes no further
         groups.build_router(),
         overdue.build_router(),
         reports.build_router(),

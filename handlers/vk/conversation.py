@@ -57,6 +57,8 @@ class VkConversation:
         from_id, peer_id = as_int(message.get("from_id")), as_int(message.get("peer_id"))
         if from_id <= 0 or peer_id != from_id or peer_id >= CHAT_PEER_START:
             return  # communities, group conversations: the bot talks to residents one to one
+        if await self._banned(resident_of(from_id, peer_id)):
+            return
         client_info = body.get("client_info")
         client_info = client_info if isinstance(client_info, dict) else {}
         actions = client_info.get("button_actions")
@@ -89,6 +91,8 @@ class VkConversation:
         user_id, peer_id = as_int(body.get("user_id")), as_int(body.get("peer_id"))
         if user_id <= 0 or peer_id != user_id:
             return
+        if await self._banned(resident_of(user_id, peer_id)):
+            return  # not even the spinner is answered: a banned resident's press does nothing
         # Stops the button's spinner; what the press did comes as messages. A press handled
         # after a restart may be too old to answer: the press itself still counts.
         try:
@@ -125,6 +129,14 @@ class VkConversation:
                 await uow.state.remember(pressed)
                 await uow.commit()
         await self._retire_buttons(peer_id, message)
+
+    async def _banned(self, who: ResidentRef) -> bool:
+        """A banned resident is told once (through the outbox), then ignored."""
+        notice = await self.intake.bans.gate(who)
+        if notice is None:
+            return False
+        await self._send(who, notice, True)
+        return True
 
     async def _was_pressed(self, key: str) -> bool:
         async with self.db.uow() as uow:

@@ -18,6 +18,7 @@ from vkbottle import Bot
 from vkbottle.exception_factory import ErrorHandler
 from vkbottle.polling import BotPolling
 
+from bot.core.logsafe import log_failure
 from handlers.vk.inputs import as_int
 from storage.uow import Database, handling_event
 
@@ -141,8 +142,9 @@ class VkPoller:
                 return
             except (DBAPIError, OSError):
                 raise
-            except Exception:
-                log.exception("VK event %s failed (attempt %d of %d)", key, attempt, ATTEMPTS)
+            except Exception as exc:
+                failed = "VK event %s failed (attempt %d of %d)"
+                log_failure(log, exc, failed, key, attempt, ATTEMPTS)
                 await asyncio.sleep(0.5 * attempt)
         log.error("VK event %s left unhandled after %d attempts", key, ATTEMPTS)
 
