@@ -52,7 +52,7 @@ FIRST_RESIDENT = 5_550_000
 FIRST_GROUP = -100_700_000
 TARGET_SHARE = 0.9
 TIMEOUT = 900.0
-NO_LIMITS = Limits(per_second=100_000, private_interval=0.0, group_per_minute=0)
+NO_LIMITS = Limits(per_second=100_000, private_interval=0.0, group_per_minute=0, spaced=False)
 
 
 @dataclass

@@ -39,7 +39,8 @@ KEEP_DRAFTS = timedelta(days=30)
 # VK's long poll keeps events for hours, not days: older claims can never be replayed.
 KEEP_EVENT_CLAIMS = timedelta(days=7)
 HOUSEKEEPING_EVERY = 3600.0  # seconds
-BATCH = 1000  # chats looked at per pass
+BATCH = 1000  # chats looked at per read
+REFRESH = 0.25  # seconds a read of the chats' next messages is used before reading again
 
 
 def backoff(attempts: int) -> timedelta:
@@ -66,33 +67,47 @@ class OutboxWorker:
         self._busy_chats: set[tuple[str, str]] = set()
         # card refresh → the pending refreshes its render already includes
         self._covered: dict[int, list[int]] = {}
+        # The chats' next messages as last read, refreshed every REFRESH seconds or on wake().
+        self._heads: list[OutboxMessage] = []
+        self._albums: dict[int, list[OutboxMessage]] = {}
+        self._read_at = -REFRESH
+        # Messages finished (sent, failed, put off) since the last read began: a read that
+        # started before they were recorded may still show them pending.
+        self._finished: dict[int, float] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out at once."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop``: up to ``concurrency`` messages on their way at any moment,
+        a new one started as soon as one is done and the limits allow."""
         log.info("outbox worker started")
         next_housekeeping = 0.0
-        while not stop.is_set():
-            if time.monotonic() >= next_housekeeping:
-                next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+                    try:
+                        await self.housekeeping()
+                    except Exception:
+                        log.exception("housekeeping failed; will try again later")
                 try:
-                    await self.housekeeping()
+                    if self._wake.is_set() or time.monotonic() - self._read_at >= REFRESH:
+                        await self._read_heads()
+                    _, wait = self._start_due()
                 except Exception:
-                    log.exception("housekeeping failed; will try again later")
-            try:
-                sent, wait = await self.run_once()
-            except Exception:
-                log.exception("outbox pass failed; retrying")
-                sent, wait = 0, self.idle_interval
-            if sent:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, self.idle_interval))
-            except TimeoutError:
-                pass
+                    log.exception("outbox pass failed; retrying")
+                    wait = self.idle_interval
+                await self._pause(wait)
+        except asyncio.CancelledError:
+            for task in self._in_flight:
+                task.cancel()
+            raise
+        finally:
+            # Shutdown: the messages on their way are finished and recorded.
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def housekeeping(self) -> None:
         """Keep the tables small: old delivered messages and long-abandoned drafts go."""
@@ -105,10 +120,19 @@ class OutboxWorker:
             log.info("housekeeping: %d old messages, %d abandoned drafts removed", messages, drafts)
 
     async def run_once(self) -> tuple[int, float]:
-        """One pass: the first pending message of each chat that may be sent now.
+        """One pass (tests): start what is due now and wait until it is done.
 
         Returns how many were attempted and how long until something may be due.
         """
+        await self._read_heads()
+        started, wait = self._start_due()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        return started, wait
+
+    async def _read_heads(self) -> None:
+        """The first pending message of each chat (and the album it starts), from the database."""
+        self._wake.clear()
+        began = time.monotonic()
         async with self.db.uow() as uow:
             heads = await uow.outbox.heads(BATCH)
             albums = {
@@ -116,11 +140,21 @@ class OutboxWorker:
                 for head in heads
                 if _starts_album(head)
             }
+        self._heads, self._albums, self._read_at = heads, albums, began
+        # What finished before this read began is in it; what finished since may not be yet.
+        self._finished = {key: at for key, at in self._finished.items() if at >= began}
+
+    def _start_due(self) -> tuple[int, float]:
+        """Start the deliveries that may go now; returns how many, and the seconds until the
+        next one may be due."""
         now = utcnow()
-        due: list[OutboxMessage] = []
         wait = self.idle_interval
-        for item in heads:  # keep order within a chat: only its oldest pending message
-            if (item.platform, item.chat_id) in self._busy_chats:
+        started = 0
+        for item in self._heads:  # keep order within a chat: only its oldest pending message
+            if len(self._in_flight) >= self.concurrency:
+                break
+            chat = (item.platform, item.chat_id)
+            if chat in self._busy_chats or item.id in self._finished:
                 continue
             if item.platform not in self.senders:
                 continue
@@ -131,19 +165,30 @@ class OutboxWorker:
             if limiter_wait > 0:
                 wait = min(wait, limiter_wait)
                 continue
-            due.append(item)
-            if len(due) >= self.concurrency:
-                break
-        for item in due:
             self.limiters[item.platform].record(item.chat_id, _weight(item))
-        await asyncio.gather(
-            *(self._deliver_guarded(item, albums.get(item.id, [])) for item in due)
-        )
-        return len(due), max(wait, 0.01)
+            self._busy_chats.add(chat)
+            task = asyncio.create_task(self._deliver_guarded(item, self._albums.get(item.id, [])))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            started += 1
+        return started, max(wait, 0.005)
+
+    async def _pause(self, seconds: float) -> None:
+        """Until a delivery ends, a commit queues messages, or ``seconds`` pass."""
+        if self._wake.is_set():
+            return
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                {woken, *self._in_flight},
+                timeout=min(seconds, self.idle_interval),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            woken.cancel()
 
     async def _deliver_guarded(self, item: OutboxMessage, album: list[OutboxMessage]) -> None:
         chat = (item.platform, item.chat_id)
-        self._busy_chats.add(chat)
         try:
             await self._deliver(item, album)
         except Exception as exc:
@@ -154,6 +199,9 @@ class OutboxWorker:
             except Exception:
                 log.exception("outbox %s: could not reschedule", item.id)
         finally:
+            finished = time.monotonic()
+            for done in [item, *album]:
+                self._finished[done.id] = finished
             self._busy_chats.discard(chat)
             self._covered.pop(item.id, None)
 

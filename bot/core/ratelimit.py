@@ -13,11 +13,12 @@ class Limits:
     per_second: float  # all chats together
     private_interval: float  # seconds between two messages to one private chat
     group_per_minute: int  # messages per minute to one group (0: no separate limit)
+    spaced: bool = True  # evenly spaced sends rather than bursts up to per_second
 
 
 TELEGRAM_LIMITS = Limits(per_second=30, private_interval=1.0, group_per_minute=20)
 # VK limits requests (20/s for a community token), not chats; the client paces every request.
-VK_LIMITS = Limits(per_second=20, private_interval=0.0, group_per_minute=0)
+VK_LIMITS = Limits(per_second=20, private_interval=0.0, group_per_minute=0, spaced=False)
 
 
 class RateLimiter:
@@ -31,6 +32,7 @@ class RateLimiter:
         self.is_group = is_group
         self.clock = clock
         self._global: deque[float] = deque()
+        self._global_next = 0.0
         self._private_next: dict[str, float] = {}
         self._group: dict[str, deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
@@ -43,6 +45,10 @@ class RateLimiter:
         window = self._trim(self._global, now, 1.0)
         if len(window) + weight > self.limits.per_second and window:
             waits.append(window[0] + 1.0 - now)
+        # Evenly spaced rather than 30 at once and then a pause: requests reach the platform
+        # a little apart from when they left, and a burst at a window's edge counts twice.
+        if self.limits.spaced:
+            waits.append(self._global_next - now)
         if self.is_group(chat_id) and self.limits.group_per_minute:
             group = self._trim(self._group.setdefault(chat_id, deque()), now, 60.0)
             if len(group) + weight > self.limits.group_per_minute and group:
@@ -56,6 +62,7 @@ class RateLimiter:
         now = self.clock()
         for _ in range(weight):
             self._global.append(now)
+        self._global_next = max(self._global_next, now) + weight / self.limits.per_second
         if self.is_group(chat_id) and self.limits.group_per_minute:
             self._group.setdefault(chat_id, deque()).extend([now] * weight)
         else:

@@ -13,7 +13,7 @@ from bot.core.ports import PhotoRef
 from bot.core.ratelimit import Limits, RateLimiter
 from storage.uow import Database
 
-NO_LIMITS = Limits(per_second=10_000, private_interval=0.0, group_per_minute=0)
+NO_LIMITS = Limits(per_second=10_000, private_interval=0.0, group_per_minute=0, spaced=False)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.core.config import CoreConfig
@@ -112,20 +113,29 @@ def test_rate_limiter_keeps_telegram_limits() -> None:
     assert limiter.wait_time("501") == 0
     limiter.record("501")
     assert 0.99 <= limiter.wait_time("501") <= 1.0
+    # Thirty a second overall, evenly spaced: the next chat waits a thirtieth of a second.
+    assert limiter.wait_time("502") == pytest.approx(1 / 30)
+    now[0] += 0.1
     # Twenty a minute to a group.
     for _ in range(20):
         assert limiter.wait_time("-1") == 0 or now[0] > 0
         limiter.record("-1")
         now[0] += 0.1
     assert limiter.wait_time("-1") > 55
-    # Thirty a second overall.
+    # Thirty a second overall, one every thirtieth of a second, never more in a window.
     now[0] = 100.0
     for index in range(30):
-        assert limiter.wait_time(str(index)) == 0
+        assert limiter.wait_time(str(index)) == pytest.approx(0, abs=1e-9)
+        limiter.record(str(index))
+        now[0] += 1 / 30
+    assert limiter.wait_time("31") == pytest.approx(0, abs=1e-9)
+    now[0] = 200.0
+    for index in range(30):  # recorded at once (a client that ignores the spacing)
         limiter.record(str(index))
     assert limiter.wait_time("31") > 0.9
+    now[0] = 300.0
     limiter.block("77", 10)
-    now[0] = 105.0
+    now[0] = 305.0
     assert 4.9 <= limiter.wait_time("77") <= 5.0
 
 

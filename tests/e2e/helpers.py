@@ -22,7 +22,7 @@ COORDINATOR_ID = 900
 STAFF_ID = 701
 ROADS_GROUP = -100111
 ROADS_DEPARTMENT = "Управление дорожного хозяйства"
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0  # a loaded CI machine imports aiogram slowly
 WAIT = 15.0
 
 

@@ -4,6 +4,7 @@ PostgreSQL); the coordinator bans from Telegram, through aiogram's dispatcher.""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from datetime import UTC, datetime
 
@@ -33,6 +34,9 @@ def config(config: CoreConfig) -> CoreConfig:
     return dataclasses.replace(config, appeals_per_hour=PER_HOUR)
 
 
+_update_ids = itertools.count(1)
+
+
 async def coordinator_says(vk: VkHarness, config: CoreConfig, text: str) -> list[str]:
     """A coordinator's command in their private chat with the Telegram bot."""
     dp = build_dispatcher(
@@ -51,7 +55,8 @@ async def coordinator_says(vk: VkHarness, config: CoreConfig, text: str) -> list
         from_user=boss,
         text=text,
     )
-    await dp.feed_update(bot, Update(update_id=1, message=message))
+    # Each command is a new update (a repeated update id is skipped as handled before).
+    await dp.feed_update(bot, Update(update_id=next(_update_ids), message=message))
     return bot.recorder.texts_to(COORDINATOR)
 
 
