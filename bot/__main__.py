@@ -31,7 +31,7 @@ def main() -> int:
     from sqlalchemy.exc import DBAPIError
 
     from bot.app import run
-    from handlers.vk.setup import VkTokenRejected
+    from handlers.vk.errors import VkTokenRejected
 
     try:
         asyncio.run(run(settings))

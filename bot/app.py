@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -37,13 +38,13 @@ from handlers.telegram.polling import poll
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
 from handlers.telegram.webhook import serve_webhook
-from handlers.vk.client import VkClient
-from handlers.vk.sender import VkSender
-from handlers.vk.setup import build_vk_bot, run_vk_front
 from storage.db import create_engine, session_factory
 from storage.locks import duty_lock
 from storage.migrate import upgrade_to_head
 from storage.uow import Database
+
+if TYPE_CHECKING:
+    from handlers.vk.client import VkClient
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +197,29 @@ async def run_scan_duty(
         scheduler.shutdown(wait=False)
 
 
+def vk_client(settings: Settings) -> VkClient | None:
+    """The VK client when VK_TOKEN is set. vkbottle (some 70 MB of models) is imported only
+    then: a Telegram-only install never loads it."""
+    if settings.vk_token is None:
+        return None
+    from handlers.vk.client import VkClient as Client
+
+    return Client(settings.vk_token, settings.vk_api_url)
+
+
 async def run(settings: Settings) -> None:
     db = await prepare_database(settings)
     config = core_config(settings)
     bot = make_bot(settings) if settings.bot_token else None
-    vk = VkClient(settings.vk_token, settings.vk_api_url) if settings.vk_token else None
+    vk = vk_client(settings)
     senders: dict[str, Sender] = {}
     limiters: dict[str, RateLimiter] = {}
     if bot is not None:
         senders["telegram"] = TelegramSender(bot)
         limiters["telegram"] = RateLimiter(TELEGRAM_LIMITS, is_group=is_group_chat)
     if vk is not None:
+        from handlers.vk.sender import VkSender
+
         senders["vk"] = VkSender(vk)
         limiters["vk"] = RateLimiter(VK_LIMITS, is_group=lambda _chat: False)
     worker = OutboxWorker(db, config, senders, limiters)
@@ -232,6 +245,8 @@ async def run(settings: Settings) -> None:
     tasks = [asyncio.create_task(run_duty(duty_lock(db.engine, "deadline-scan"), scan))]
     try:
         if vk is not None:
+            from handlers.vk.setup import build_vk_bot, run_vk_front
+
             vk_bot = build_vk_bot(vk, intake, staff, worker, db)
             vk_front = lambda: run_vk_front(vk_bot, db, settings.vk_group_id)  # noqa: E731
             tasks.append(asyncio.create_task(run_duty(duty_lock(db.engine, "vk-poll"), vk_front)))

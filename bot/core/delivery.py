@@ -158,6 +158,12 @@ class OutboxWorker:
                 continue
             if item.platform not in self.senders:
                 continue
+            overall = self.limiters[item.platform].global_wait()
+            if overall > 0:  # nothing of this platform may go yet, whichever the chat
+                wait = min(wait, overall)
+                if len(self.senders) == 1:
+                    break
+                continue
             if item.next_attempt_at > now:
                 wait = min(wait, (item.next_attempt_at - now).total_seconds())
                 continue

@@ -16,6 +16,8 @@ class Limits:
     spaced: bool = True  # evenly spaced sends rather than bursts up to per_second
 
 
+CATCH_UP = 0.1  # seconds of lateness evenly spaced sending may make up for
+
 TELEGRAM_LIMITS = Limits(per_second=30, private_interval=1.0, group_per_minute=20)
 # VK limits requests (20/s for a community token), not chats; the client paces every request.
 VK_LIMITS = Limits(per_second=20, private_interval=0.0, group_per_minute=0, spaced=False)
@@ -58,11 +60,24 @@ class RateLimiter:
             waits.append(self._private_next.get(chat_id, 0.0) - now)
         return max(0.0, *waits)
 
+    def global_wait(self) -> float:
+        """Seconds until anything at all may go (all chats share the overall limit)."""
+        now = self.clock()
+        waits = [self._global_blocked_until - now]
+        window = self._trim(self._global, now, 1.0)
+        if len(window) >= self.limits.per_second and window:
+            waits.append(window[0] + 1.0 - now)
+        if self.limits.spaced:
+            waits.append(self._global_next - now)
+        return max(0.0, *waits)
+
     def record(self, chat_id: str, weight: int = 1) -> None:
         now = self.clock()
         for _ in range(weight):
             self._global.append(now)
-        self._global_next = max(self._global_next, now) + weight / self.limits.per_second
+        # A send that left late (a busy loop) lets the next ones catch up a little: the
+        # sliding window above still caps any second at per_second.
+        self._global_next = max(self._global_next, now - CATCH_UP) + weight / self.limits.per_second
         if self.is_group(chat_id) and self.limits.group_per_minute:
             self._group.setdefault(chat_id, deque()).extend([now] * weight)
         else:

@@ -19,11 +19,16 @@ from aiogram.exceptions import TelegramConflictError, TelegramUnauthorizedError
 from aiogram.methods import GetUpdates
 from aiogram.types import Update
 
+from bot.core.logsafe import log_failure
+
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 30  # seconds Telegram holds an empty getUpdates open
 BATCH_PATIENCE = 120.0  # a batch stuck longer than this (a hung handler) no longer holds polling
 MAX_DELAY = 30.0
+# Chats handled at once: enough to keep the database busy, few enough that no update waits
+# half a minute for a connection from the pool (SQLite writes one transaction at a time).
+LANES = 10
 
 
 async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> None:
@@ -61,16 +66,22 @@ async def handle_batch(bot: Bot, dispatcher: Dispatcher, updates: list[Update]) 
         chat = context.chat.id if context.chat else None
         user = context.user.id if context.user else None
         lanes[(chat, user)].append(update)
-    tasks = [asyncio.ensure_future(_lane(bot, dispatcher, lane)) for lane in lanes.values()]
+    room = asyncio.Semaphore(LANES)
+    tasks = [
+        asyncio.ensure_future(_lane(bot, dispatcher, lane, room)) for lane in lanes.values()
+    ]
     _, pending = await asyncio.wait(tasks, timeout=BATCH_PATIENCE)
     if pending:
         log.warning("%d chats' updates are still being handled; polling on", len(pending))
 
 
-async def _lane(bot: Bot, dispatcher: Dispatcher, updates: list[Update]) -> None:
-    for update in updates:
-        try:
-            await dispatcher.feed_update(bot, update)
-        except Exception:
-            # The errors router answers the user; what reaches here is logged, not fatal.
-            log.exception("update %s failed", update.update_id)
+async def _lane(
+    bot: Bot, dispatcher: Dispatcher, updates: list[Update], room: asyncio.Semaphore
+) -> None:
+    async with room:
+        for update in updates:
+            try:
+                await dispatcher.feed_update(bot, update)
+            except Exception as exc:
+                # The errors router answers the user; what reaches here is logged, not fatal.
+                log_failure(log, exc, "update %s failed", update.update_id)

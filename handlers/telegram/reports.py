@@ -23,7 +23,7 @@ from aiogram.types import (
     Message,
 )
 
-from bot.core import charts, texts
+from bot.core import texts
 from bot.core.export import file_name
 from bot.core.periods import (
     Period,
@@ -73,6 +73,8 @@ def period_buttons(current: Period, chart_message_id: int) -> InlineKeyboardMark
 async def _chart(reports: ReportService, period: Period) -> tuple[str, BufferedInputFile]:
     report = await reports.stats(period, now())
     caption = texts.CHART_CAPTION.format(period=describe(period))
+    from bot.core import charts  # matplotlib (~50 MB) loads at the first chart, not at start
+
     png = await asyncio.to_thread(charts.daily_flow, period.days, report.daily, caption)
     return stats_text(report), BufferedInputFile(png, filename="stats.png")
 
@@ -182,6 +184,8 @@ async def heat_map(
         if data.outside:
             caption += " " + texts.MAP_OUTSIDE.format(count=data.outside)
         box = data.box
+        from bot.core import charts  # matplotlib loads at the first chart, not at start
+
         png = await asyncio.to_thread(
             charts.heat_map,
             data.cells,

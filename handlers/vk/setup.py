@@ -15,16 +15,15 @@ from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
 from handlers.vk.client import VkClient
 from handlers.vk.conversation import VkConversation
+from handlers.vk.errors import VkTokenRejected
 from handlers.vk.polling import VkPoller
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
 
+__all__ = ["VkTokenRejected", "build_vk_bot", "run_vk_front"]
+
 TOKEN_REJECTED = {5, 27, 28}
-
-
-class VkTokenRejected(Exception):
-    """VK refused the community token: the operator has to fix VK_TOKEN."""
 
 
 def build_vk_bot(
