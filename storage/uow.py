@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.catalog import Catalog
+from storage.db import READ_ONLY
 from storage.models import (
     Appeal,
     AppealCounter,
@@ -834,11 +835,15 @@ class EscalationRepo:
 
 
 class UnitOfWork:
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], read_only: bool = False) -> None:
         self._factory = factory
+        self._read_only = read_only
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._factory()
+        if self._read_only:
+            # On SQLite a plain BEGIN: no write lock, no waiting behind writers (WAL).
+            await self.session.connection(execution_options={READ_ONLY: True})
         self.catalog = CatalogRepo(self.session)
         self.drafts = DraftRepo(self.session)
         self.residents = ResidentRepo(self.session)
@@ -881,8 +886,9 @@ class Database:
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self.factory = factory
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.factory)
+    def uow(self, read_only: bool = False) -> UnitOfWork:
+        """A unit of work; ``read_only`` for one that never writes (it takes no write lock)."""
+        return UnitOfWork(self.factory, read_only)
 
     @property
     def engine(self) -> AsyncEngine:

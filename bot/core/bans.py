@@ -51,12 +51,16 @@ class BanService:
         the list holds the one message telling them so (the first time) or nothing."""
         if is_coordinator(self.config, who):
             return None
-        async with self.db.uow() as uow:
+        # Every update of every resident passes here: a read that takes no write lock.
+        async with self.db.uow(read_only=True) as uow:
             state = await uow.residents.ban_state(who.platform.value, who.user_id)
-            if state is None or state[1] is None:
-                return None
-            resident_id, _, reason, notified = state
-            if notified or not await uow.residents.claim_ban_notice(resident_id):
+        if state is None or state[1] is None:
+            return None
+        resident_id, _, reason, notified = state
+        if notified:
+            return []
+        async with self.db.uow() as uow:
+            if not await uow.residents.claim_ban_notice(resident_id):
                 return []
             await uow.commit()
         log.info("resident %s (banned) told of the ban", resident_id)

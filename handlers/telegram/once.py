@@ -34,7 +34,7 @@ class OncePerUpdate(BaseMiddleware):
             return await handler(event, data)
         bot: Bot = data["bot"]
         key = f"tg:{bot.id}:{event.update_id}"
-        async with self.db.uow() as uow:
+        async with self.db.uow(read_only=True) as uow:
             seen = await uow.state.event_seen(key)
         if seen:
             log.info("update %s was handled before; skipped", event.update_id)

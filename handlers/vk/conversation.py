@@ -139,7 +139,7 @@ class VkConversation:
         return True
 
     async def _was_pressed(self, key: str) -> bool:
-        async with self.db.uow() as uow:
+        async with self.db.uow(read_only=True) as uow:
             return await uow.state.event_seen(key)
 
     async def _retire_buttons(self, peer_id: int, message: int) -> None:

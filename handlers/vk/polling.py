@@ -149,5 +149,5 @@ class VkPoller:
         log.error("VK event %s left unhandled after %d attempts", key, ATTEMPTS)
 
     async def _seen(self, key: str) -> bool:
-        async with self.db.uow() as uow:
+        async with self.db.uow(read_only=True) as uow:
             return await uow.state.event_seen(key)
