@@ -25,9 +25,24 @@ TARGET_MB = 200.0
 SETTLE_SECONDS = 5.0
 
 
+async def echo_idle_mb(fake: IndexedTelegram, root: Path) -> float:
+    """A bare aiogram echo bot's RSS after start: the floor the framework itself sets."""
+    env = bot_env(fake.base_url, f"sqlite+aiosqlite:///{root / 'unused.db'}")
+    echo = BotSubprocess("bench.echo_bot", env, root / "echo-cwd", root / "echo.log")
+    try:
+        await echo.start(fake)
+        await asyncio.sleep(SETTLE_SECONDS)
+        return echo.rss_mb()
+    finally:
+        await echo.stop()
+
+
 async def run(args: argparse.Namespace) -> None:
     fake = IndexedTelegram()
     await fake.start()
+    with tempfile.TemporaryDirectory(prefix="priemnaya-echo-") as tmp:
+        floor = await echo_idle_mb(fake, Path(tmp))
+    print(f"aiogram echo bot idle: {floor:.1f} MB")
     with tempfile.TemporaryDirectory(prefix="priemnaya-memory-") as tmp:
         root = Path(tmp)
         env = bot_env(fake.base_url, f"sqlite+aiosqlite:///{root / 'bot.db'}")
@@ -58,6 +73,7 @@ async def run(args: argparse.Namespace) -> None:
     print()
     print(f"{'measure':<38}{'value':>12}")
     print("-" * 50)
+    print(f"{'aiogram echo bot, idle (the floor)':<38}{floor:>9.1f} MB")
     print(f"{'RSS idle after start':<38}{idle:>9.1f} MB")
     print(f"{f'RSS with {reached:,} drafts (description step)':<38}{loaded:>9.1f} MB")
     print(f"{'peak RSS (VmHWM)':<38}{peak:>9.1f} MB{mark}")
