@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.fsm.storage.base import BaseEventIsolation
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -25,14 +30,18 @@ from bot.core.intake import IntakeService
 from bot.core.ports import Sender
 from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, RateLimiter
 from bot.core.routing import RoutingService
+from bot.duties import run_duty
 from bot.scheduler import start_deadline_scan
 from bot.settings import Settings
+from handlers.telegram.polling import poll
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
+from handlers.telegram.webhook import serve_webhook
 from handlers.vk.client import VkClient
 from handlers.vk.sender import VkSender
 from handlers.vk.setup import build_vk_bot, run_vk_front
 from storage.db import create_engine, session_factory
+from storage.locks import duty_lock
 from storage.migrate import upgrade_to_head
 from storage.uow import Database
 
@@ -148,13 +157,39 @@ async def set_command_menus(bot: Bot, coordinator_ids: tuple[int, ...]) -> None:
             log.warning("could not set the command menu (%s): %s", scope.type, exc)
 
 
-async def run_telegram_front(bot: Bot, dispatcher: Dispatcher, config: CoreConfig) -> None:
+async def run_telegram_front(
+    bot: Bot, dispatcher: Dispatcher, config: CoreConfig, settings: Settings, db: Database
+) -> None:
     await wait_for_api(bot)
     await check_coordinators(bot, config.coordinator_ids)
     await set_command_menus(bot, config.coordinator_ids)
-    await dispatcher.start_polling(
-        bot, allowed_updates=dispatcher.resolve_used_update_types(), close_bot_session=False
-    )
+    allowed = dispatcher.resolve_used_update_types()
+    if settings.webhook_url is not None:
+        assert settings.webhook_secret is not None
+        await serve_webhook(
+            bot, dispatcher, settings.webhook_url, settings.webhook_secret, settings.listen, allowed
+        )
+        return
+    # getUpdates allows one poller per bot: with several processes, one polls at a time.
+    lock = duty_lock(db.engine, "telegram-poll")
+    await run_duty(lock, lambda: poll(bot, dispatcher, allowed))
+
+
+def event_isolation(settings: Settings) -> BaseEventIsolation:
+    """Per-chat locks: in this process, or in Redis when processes share the work."""
+    if settings.redis_url is None:
+        return SimpleEventIsolation()
+    return RedisEventIsolation.from_url(settings.redis_url)
+
+
+async def run_scan_duty(
+    db: Database, config: CoreConfig, worker: OutboxWorker, every: timedelta
+) -> None:
+    scheduler = start_deadline_scan(db, config, worker, every)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 async def run(settings: Settings) -> None:
@@ -179,27 +214,44 @@ async def run(settings: Settings) -> None:
             "BOT_TOKEN is not set: VK appeals are registered, but their cards wait for a "
             "Telegram bot to reach the department groups"
         )
+    isolation = event_isolation(settings)
     stop = asyncio.Event()
-    worker_task = asyncio.create_task(worker.run(stop))
-    scheduler = start_deadline_scan(db, config, worker, settings.scan_interval)
-    fronts: list[asyncio.Task[None]] = []
+    shutdown = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown.set)
+    # Sending within the platforms' limits and the deadline scan: one process at a time.
+    worker_task = asyncio.create_task(
+        run_duty(duty_lock(db.engine, "outbox"), lambda: worker.run(stop), stop)
+    )
+    scan = lambda: run_scan_duty(db, config, worker, settings.scan_interval)  # noqa: E731
+    tasks = [asyncio.create_task(run_duty(duty_lock(db.engine, "deadline-scan"), scan))]
     try:
         if vk is not None:
             vk_bot = build_vk_bot(vk, intake, staff, worker, db)
-            fronts.append(asyncio.create_task(run_vk_front(vk_bot, db, settings.vk_group_id)))
+            vk_front = lambda: run_vk_front(vk_bot, db, settings.vk_group_id)  # noqa: E731
+            tasks.append(asyncio.create_task(run_duty(duty_lock(db.engine, "vk-poll"), vk_front)))
         if bot is not None:
             routing = RoutingService(db, config)
-            dispatcher = build_dispatcher(intake, staff, routing, worker, config.coordinator_ids)
-            fronts.append(asyncio.create_task(run_telegram_front(bot, dispatcher, config)))
-        # Telegram's polling ends on SIGINT/SIGTERM; a front that fails stops the bot.
-        done, _ = await asyncio.wait(fronts, return_when=asyncio.FIRST_COMPLETED)
+            dispatcher = build_dispatcher(
+                intake, staff, routing, worker, config.coordinator_ids, isolation=isolation
+            )
+            tasks.append(
+                asyncio.create_task(run_telegram_front(bot, dispatcher, config, settings, db))
+            )
+        # SIGINT/SIGTERM end the bot; so does a front that fails (its error is raised here).
+        waiter = asyncio.create_task(shutdown.wait())
+        done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
         for task in done:
-            task.result()
+            if task is not waiter:
+                task.result()
     finally:
-        scheduler.shutdown(wait=False)
-        for task in fronts:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*fronts, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         log.info("stopping: fronts closed, finishing the message in flight")
         stop.set()
         worker.wake()
@@ -208,5 +260,7 @@ async def run(settings: Settings) -> None:
             await bot.session.close()
         if vk is not None:
             await vk.close()
-        await db.factory.kw["bind"].dispose()
+        if isinstance(isolation, RedisEventIsolation):
+            await isolation.redis.aclose()
+        await db.engine.dispose()
         log.info("stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +41,11 @@ EXPECTED = {
     "WORKING_HOURS": "empty (calendar hours) or HH:MM-HH:MM, e.g. 09:00-18:00",
     "WORKING_DAYS": "days of the week, Monday is 1, e.g. 1-5",
     "HOLIDAYS": "comma-separated dates, e.g. 2027-01-01,2027-01-07",
+    "WEBHOOK_URL": "the public https URL Telegram posts updates to, e.g. "
+    "https://bot.example.org/telegram (or leave it empty for long polling)",
+    "WEBHOOK_SECRET": "1-256 characters A-Z, a-z, 0-9, _ and -, the same in every process",
+    "WEBHOOK_LISTEN": "host:port the webhook server listens on, e.g. 0.0.0.0:8080",
+    "REDIS_URL": "a Redis URL, e.g. redis://127.0.0.1:6379/0 (or leave it empty)",
 }
 
 
@@ -68,6 +74,45 @@ class Settings(BaseSettings):
     working_hours: str = ""
     working_days: str = "1-5"
     holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_listen: str = "0.0.0.0:8080"
+    redis_url: str | None = None
+
+    @field_validator("webhook_url", "webhook_secret", "redis_url", mode="before")
+    @classmethod
+    def _optional(cls, value: Any) -> str | None:
+        return None if value is None or str(value).strip() == "" else str(value).strip()
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("not an http(s) URL")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        # Telegram's own rule for secret_token.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+            raise ValueError("bad characters or length")
+        return value
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("not host:port")
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("not a redis:// URL")
+        return value
 
     @field_validator("bot_token", "vk_token", mode="before")
     @classmethod
@@ -192,6 +237,11 @@ class Settings(BaseSettings):
         return value.upper()
 
     @property
+    def listen(self) -> tuple[str, int]:
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host, int(port)
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -237,6 +287,12 @@ def load_settings(**overrides: Any) -> Settings:
             )
             lines.append(f"Setting {name} {given}: expected {EXPECTED.get(name, 'a valid value')}")
         raise SettingsError("\n".join(dict.fromkeys(lines))) from None
+    if settings.webhook_url is not None and settings.webhook_secret is None:
+        raise SettingsError(
+            f"Setting WEBHOOK_SECRET is required with WEBHOOK_URL: expected "
+            f"{EXPECTED['WEBHOOK_SECRET']} (Telegram sends it with every update, so that "
+            "nobody else can post updates to the bot)"
+        )
     if settings.bot_token is None and settings.vk_token is None:
         raise SettingsError(
             f"Setting BOT_TOKEN is required: expected {EXPECTED['BOT_TOKEN']} "

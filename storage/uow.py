@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.catalog import Catalog
 from storage.models import (
@@ -819,3 +819,9 @@ class Database:
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.factory)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        bind = self.factory.kw["bind"]
+        assert isinstance(bind, AsyncEngine)
+        return bind

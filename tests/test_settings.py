@@ -152,3 +152,26 @@ def test_deadline_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(SettingsError, match=f"Setting {name} is malformed"):
             load_settings(_env_file=None)
         monkeypatch.delenv(name)
+
+
+def test_scale_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+    settings = load_settings(_env_file=None)
+    assert (settings.webhook_url, settings.redis_url) == (None, None)  # polling, one process
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/telegram")
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET is required with WEBHOOK_URL"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("WEBHOOK_SECRET", "has spaces!")
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET is malformed"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("WEBHOOK_SECRET", "Abc_123-xyz")
+    monkeypatch.setenv("WEBHOOK_LISTEN", "127.0.0.1:8443")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    settings = load_settings(_env_file=None)
+    assert settings.listen == ("127.0.0.1", 8443)
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    for name, value in (("WEBHOOK_LISTEN", "8443"), ("REDIS_URL", "127.0.0.1:6379")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=f"{name} is malformed"):
+            load_settings(_env_file=None)
+        monkeypatch.delenv(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import Dispatcher, Router
+from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import CallbackQuery
 
@@ -13,6 +14,7 @@ from bot.core.overdue import OverdueService
 from bot.core.reports import ReportService
 from bot.core.routing import RoutingService
 from handlers.telegram import citizen, errors, groups, overdue, reports, staff
+from handlers.telegram.once import OncePerUpdate
 
 STALE = "Эта кнопка устарела."
 
@@ -35,10 +37,15 @@ def build_dispatcher(
     worker: OutboxWorker,
     coordinator_ids: tuple[int, ...],
     overdue_service: OverdueService | None = None,
+    isolation: BaseEventIsolation | None = None,
 ) -> Dispatcher:
     # One update at a time per chat and user: album parts and double presses are applied in
-    # order to the stored draft instead of racing each other.
-    dispatcher = Dispatcher(events_isolation=SimpleEventIsolation())
+    # order to the stored draft instead of racing each other. Several processes behind a
+    # webhook share the lock through Redis (``isolation``).
+    dispatcher = Dispatcher(events_isolation=isolation or SimpleEventIsolation())
+    # Registered after the isolation lock (aiogram's own outer middleware): the check that an
+    # update was handled before runs while its chat is locked.
+    dispatcher.update.outer_middleware(OncePerUpdate(intake.db))
     dispatcher["intake"] = intake
     dispatcher["staff"] = staff_service
     dispatcher["routing"] = routing

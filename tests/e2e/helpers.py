@@ -62,13 +62,16 @@ class BotProcess:
         env.update(self.extra_env)
         return env
 
-    async def start(self, fake: FakeTelegram, ready: Callable[[], bool] | None = None) -> None:
-        """Start and wait until the bot long-polls the fake (and ``ready()`` holds)."""
+    async def start(
+        self, fake: FakeTelegram, ready: Callable[[], bool] | None = None, polls: bool = True
+    ) -> None:
+        """Start and wait until the bot long-polls the fake (and ``ready()`` holds); with
+        ``polls=False`` (webhook mode, a process standing by) only until ``ready()`` holds."""
         self.starts += 1
         self._log = self.log_path.open("ab")
         self._log.write(f"\n===== start #{self.starts} =====\n".encode())
         self._log.flush()
-        polls = fake.polls_started
+        started = fake.polls_started if polls else -1
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -80,7 +83,7 @@ class BotProcess:
             stderr=self._log,
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while fake.polls_started == polls or (ready is not None and not ready()):
+        while fake.polls_started == started or (ready is not None and not ready()):
             if self.process.returncode is not None:
                 raise AssertionError(
                     f"the bot exited with {self.process.returncode}:\n{self.log()}"

@@ -1,0 +1,43 @@
+"""Each Telegram update has its effect once, however often Telegram hands it over.
+
+Polling hands a batch over again after a crash (it is confirmed only once handled), and a
+webhook is retried until it is answered. The update's id is recorded in the transaction that
+has its effect (``storage.uow.handling_event``): a repeat finds it and is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.types import TelegramObject, Update
+
+from storage.uow import Database, handling_event
+
+log = logging.getLogger(__name__)
+
+
+class OncePerUpdate(BaseMiddleware):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        bot: Bot = data["bot"]
+        key = f"tg:{bot.id}:{event.update_id}"
+        async with self.db.uow() as uow:
+            seen = await uow.state.event_seen(key)
+        if seen:
+            log.info("update %s was handled before; skipped", event.update_id)
+            return UNHANDLED
+        with handling_event(key):
+            return await handler(event, data)

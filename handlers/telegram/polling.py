@@ -1,0 +1,76 @@
+"""Long polling that confirms updates only after they were handled.
+
+aiogram's own polling confirms a batch (the next getUpdates' ``offset``) while its updates are
+still being handled, so a crash in between loses them. Here a batch is handled first — each
+chat's updates in order, different chats side by side — and confirmed afterwards; a crash
+hands the batch over again and :class:`handlers.telegram.once.OncePerUpdate` skips what was
+already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from aiogram import Bot, Dispatcher
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.exceptions import TelegramConflictError, TelegramUnauthorizedError
+from aiogram.methods import GetUpdates
+from aiogram.types import Update
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT = 30  # seconds Telegram holds an empty getUpdates open
+BATCH_PATIENCE = 120.0  # a batch stuck longer than this (a hung handler) no longer holds polling
+MAX_DELAY = 30.0
+
+
+async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> None:
+    """Poll until cancelled. A webhook left from webhook mode is removed, pending updates kept."""
+    await bot.delete_webhook(drop_pending_updates=False)
+    request_timeout = int(bot.session.timeout + POLL_TIMEOUT)
+    method = GetUpdates(timeout=POLL_TIMEOUT, allowed_updates=allowed_updates)
+    delay = 1.0
+    while True:
+        try:
+            updates = await bot(method, request_timeout=request_timeout)
+        except TelegramUnauthorizedError:
+            raise
+        except TelegramConflictError:
+            log.warning("another process polls this bot (409); retrying in %.0fs", MAX_DELAY)
+            await asyncio.sleep(MAX_DELAY)
+            continue
+        except Exception as exc:
+            log.warning("getUpdates failed (%s); retrying in %.0fs", exc.__class__.__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)
+            continue
+        delay = 1.0
+        if not updates:
+            continue
+        await handle_batch(bot, dispatcher, updates)
+        method.offset = updates[-1].update_id + 1
+
+
+async def handle_batch(bot: Bot, dispatcher: Dispatcher, updates: list[Update]) -> None:
+    """Handle one getUpdates batch: per chat in order, chats concurrently."""
+    lanes: dict[tuple[int | None, int | None], list[Update]] = defaultdict(list)
+    for update in updates:
+        context = UserContextMiddleware.resolve_event_context(update)
+        chat = context.chat.id if context.chat else None
+        user = context.user.id if context.user else None
+        lanes[(chat, user)].append(update)
+    tasks = [asyncio.ensure_future(_lane(bot, dispatcher, lane)) for lane in lanes.values()]
+    _, pending = await asyncio.wait(tasks, timeout=BATCH_PATIENCE)
+    if pending:
+        log.warning("%d chats' updates are still being handled; polling on", len(pending))
+
+
+async def _lane(bot: Bot, dispatcher: Dispatcher, updates: list[Update]) -> None:
+    for update in updates:
+        try:
+            await dispatcher.feed_update(bot, update)
+        except Exception:
+            # The errors router answers the user; what reaches here is logged, not fatal.
+            log.exception("update %s failed", update.update_id)

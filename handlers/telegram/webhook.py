@@ -1,0 +1,64 @@
+"""Webhook mode: Telegram posts updates to an aiohttp server (one per process, any number of
+processes behind a load balancer).
+
+Only requests carrying the secret token (``X-Telegram-Bot-Api-Secret-Token``) are taken. An
+update is answered after it was handled, not before: if the process dies meanwhile, Telegram
+posts it again (to whichever process) and :class:`handlers.telegram.once.OncePerUpdate` makes
+sure its effect happens once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/healthz"
+
+
+def webhook_app(bot: Bot, dispatcher: Dispatcher, path: str, secret: str) -> web.Application:
+    app = web.Application()
+    SimpleRequestHandler(dispatcher, bot, secret_token=secret, handle_in_background=False).register(
+        app, path=path
+    )
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get(HEALTH_PATH, health)
+    return app
+
+
+async def serve_webhook(
+    bot: Bot,
+    dispatcher: Dispatcher,
+    url: str,
+    secret: str,
+    listen: tuple[str, int],
+    allowed_updates: list[str],
+) -> None:
+    """Listen, tell Telegram where to post, and serve until cancelled.
+
+    Every process sets the same webhook: the call is idempotent, and a process that starts
+    alone still gets its updates.
+    """
+    path = urlsplit(url).path or "/"
+    runner = web.AppRunner(webhook_app(bot, dispatcher, path, secret), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, listen[0], listen[1])
+    await site.start()
+    log.info("webhook server listening on %s:%s%s", listen[0], listen[1], path)
+    try:
+        await bot.set_webhook(
+            url, secret_token=secret, allowed_updates=allowed_updates, drop_pending_updates=False
+        )
+        log.info("Telegram posts updates to %s", url)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,157 @@
+"""Telegram updates have their effect once: a batch handed over again after a crash, a webhook
+retried, a webhook post without the secret token — through the real dispatcher, over HTTP to
+the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import Update
+from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
+
+from bot.core.appeals import StaffService
+from bot.core.config import CoreConfig
+from bot.core.intake import IntakeService
+from bot.core.routing import RoutingService
+from handlers.telegram.polling import handle_batch, poll
+from handlers.telegram.setup import build_dispatcher
+from handlers.telegram.webhook import webhook_app
+from storage.models import Draft, ProcessedEvent
+from storage.uow import Database
+from tests.core.recording import RecordingSender, make_worker
+from tests.fakes.fake_telegram import JSON, FakeTelegram
+from tests.fakes.webhook import SECRET_HEADER
+
+TOKEN = "123456:TEST"
+SECRET = "the-webhook-secret"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram(TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def bot(fake: FakeTelegram) -> AsyncIterator[Bot]:
+    made = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url)))
+    yield made
+    await made.session.close()
+
+
+def dispatcher(db: Database, config: CoreConfig) -> Dispatcher:
+    return build_dispatcher(
+        IntakeService(db, config),
+        StaffService(db, config),
+        RoutingService(db, config),
+        make_worker(db, config, RecordingSender()),
+        config.coordinator_ids,
+    )
+
+
+async def draft_of(db: Database, user_id: int) -> Draft | None:
+    async with db.uow() as uow:
+        return await uow.drafts.get("telegram", str(user_id))
+
+
+async def test_a_batch_handed_over_again_changes_nothing(
+    db: Database, config: CoreConfig, fake: FakeTelegram, bot: Bot
+) -> None:
+    dp = dispatcher(db, config)
+    polling = asyncio.create_task(poll(bot, dp, ["message", "callback_query"]))
+    anna = fake.user(501, "Анна")
+    updates: list[JSON] = []
+    try:
+        since = fake.mark()
+        fake.send_text(anna, "/start")
+        updates.append(copy.deepcopy(fake.updates[-1]))
+        menu = await fake.wait_for(
+            lambda r: r.is_send(501) and "i:category:roads" in r.callback_data, since=since
+        )
+        assert menu.message is not None
+        fake.press(anna, menu.message, "i:category:roads")
+        updates.append(copy.deepcopy(fake.updates[-1]))
+        await fake.wait_for(lambda r: r.is_send(501) and "Опишите" in r.text, since=since)
+        fake.send_text(anna, "Яма во дворе дома, глубокая")
+        updates.append(copy.deepcopy(fake.updates[-1]))
+        await fake.wait_for(lambda r: r.is_send(501) and "Где это?" in r.text, since=since)
+    finally:
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+    draft = await draft_of(db, 501)
+    assert draft is not None and draft.step == "address"
+    assert draft.data["description"] == "Яма во дворе дома, глубокая"
+
+    # A crash before the batch was confirmed: Telegram hands the same updates over again.
+    since = fake.mark()
+    await handle_batch(bot, dp, [Update.model_validate(u) for u in updates])
+    assert fake.sent_to(501, since) == []  # nothing said twice
+    again = await draft_of(db, 501)
+    assert again is not None and (again.step, again.data) == (draft.step, draft.data)
+    async with db.uow() as uow:
+        keys = await uow.session.scalar(
+            select(func.count()).where(ProcessedEvent.key.like("tg:123456:%"))
+        )
+    assert keys == 3  # each recorded in the transaction that had its effect
+
+
+async def test_polling_confirms_a_batch_only_after_handling_it(
+    db: Database, config: CoreConfig, fake: FakeTelegram, bot: Bot
+) -> None:
+    dp = dispatcher(db, config)
+    anna = fake.user(501, "Анна")
+    fake.send_text(anna, "/start")
+    fake.send_text(anna, "/help")
+    polling = asyncio.create_task(poll(bot, dp, ["message", "callback_query"]))
+    try:
+        await fake.wait_for(lambda r: r.is_send(501) and "Как это работает" in r.text)
+        # Handled, not yet confirmed: still queued until the next getUpdates says so.
+        for _ in range(100):
+            if fake.confirmed_offset > 2:
+                break
+            await asyncio.sleep(0.05)
+        assert fake.confirmed_offset == 3
+        assert fake.updates == []
+    finally:
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+
+
+async def test_webhook_takes_only_updates_with_the_secret(
+    db: Database, config: CoreConfig, fake: FakeTelegram, bot: Bot
+) -> None:
+    server = TestServer(webhook_app(bot, dispatcher(db, config), "/tg", SECRET))
+    await server.start_server()
+    anna = fake.user(501, "Анна")
+    fake.send_text(anna, "/start")
+    update = fake.updates[-1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {SECRET_HEADER: "guess"}):
+                async with http.post(server.make_url("/tg"), json=update, headers=headers) as r:
+                    assert r.status == 401
+            assert await draft_of(db, 501) is None
+            assert fake.sent_to(501) == []
+            for _ in range(2):  # Telegram retries a post it saw no answer to
+                async with http.post(
+                    server.make_url("/tg"), json=update, headers={SECRET_HEADER: SECRET}
+                ) as r:
+                    assert r.status == 200
+            async with http.get(server.make_url("/healthz")) as r:
+                assert (r.status, await r.text()) == (200, "ok")
+    finally:
+        await server.close()
+    draft = await draft_of(db, 501)
+    assert draft is not None and draft.step == "category"
+    menus = [r for r in fake.sent_to(501) if "i:category:roads" in r.callback_data]
+    assert len(menus) == 1
