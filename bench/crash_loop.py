@@ -60,6 +60,7 @@ class Options:
     crashes: int = 10
     seed: int = 1
     postgres: str | None = None  # an asyncpg URL: run on a fresh database beside it
+    database_name: str = CRASH_DATABASE  # that fresh database's name (dropped and created)
     step_timeout: float = 15.0  # a resident re-sends a step not answered within this
     press_timeout: float = 20.0  # staff press again when the appeal is still not taken
     min_gap: float = 2.0  # seconds between a restart and the next kill (seeded uniform)
@@ -253,7 +254,7 @@ async def run_crash_loop(options: Options) -> Report:
     rng = random.Random(options.seed)
     with _workdir(options.workdir) as root:
         if options.postgres:
-            database = await fresh_postgres(options.postgres)
+            database = await fresh_postgres(options.postgres, options.database_name)
             if database is None:
                 raise RuntimeError(f"PostgreSQL not reachable at {options.postgres}")
         else:
