@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import re
 import sys
@@ -61,10 +62,10 @@ class Options:
     seed: int = 1
     postgres: str | None = None  # an asyncpg URL: run on a fresh database beside it
     database_name: str = CRASH_DATABASE  # that fresh database's name (dropped and created)
-    step_timeout: float = 15.0  # a resident re-sends a step not answered within this
+    step_timeout: float = 30.0  # a resident re-sends a step not answered within this
     press_timeout: float = 20.0  # staff press again when the appeal is still not taken
-    min_gap: float = 2.0  # seconds between a restart and the next kill (seeded uniform)
-    max_gap: float = 10.0
+    min_gap: float = 3.0  # seconds between a restart and the next kill (seeded uniform)
+    max_gap: float = 20.0
     drain_timeout: float = 900.0  # for every appeal taken and the outbox drained
     log_level: str = "INFO"
     workdir: Path | None = None  # keep the bot's database and log here (default: a temp dir)
@@ -103,6 +104,26 @@ class Report:
             value = f"{c.value:.1f}" if isinstance(c.value, float) else str(c.value)
             lines.append(f"{c.name:<{width}}  {value:>10}  {mark}")
         return "\n".join(lines)
+
+
+class RecordingTelegram(IndexedTelegram):
+    """The fake that also keeps every update it queued (the fake drops confirmed ones), so that
+    a run kept in ``--workdir`` can be read afterwards: ``updates.jsonl``, ``requests.log``."""
+
+    def __init__(self, token: str = "123456:TEST") -> None:
+        super().__init__(token)
+        self.queued: list[JSON] = []
+
+    def _queue(self, kind: str, payload: JSON) -> JSON:
+        update = super()._queue(kind, payload)
+        self.queued.append(update)
+        return update
+
+    def save(self, root: Path) -> None:
+        with (root / "updates.jsonl").open("w", encoding="utf-8") as out:
+            for update in self.queued:
+                out.write(json.dumps(update, ensure_ascii=False) + "\n")
+        (root / "requests.log").write_text(self.dump(), encoding="utf-8")
 
 
 class StaffSimulator:
@@ -260,7 +281,7 @@ async def run_crash_loop(options: Options) -> Report:
         else:
             database = f"sqlite+aiosqlite:///{root / 'bot.db'}"
         report.log_path = root / "bot.log"
-        fake = IndexedTelegram()
+        fake = RecordingTelegram()
         await fake.start()
         env = bot_env(fake.base_url, database, LOG_LEVEL=options.log_level)
         bot = BotSubprocess("bot", env, root / "cwd", report.log_path)
@@ -294,6 +315,8 @@ async def run_crash_loop(options: Options) -> Report:
             await bot.stop()
             await reader.dispose()
             await fake.stop()
+            if options.workdir is not None:
+                fake.save(root)
         if options.workdir is None:
             report.log_path = None  # gone with the temp dir
     return report
@@ -356,6 +379,7 @@ async def verify(
                 )
             }
         )
+        echoed = await conn.scalar(text("SELECT count(*) FROM appeals WHERE address = description"))
         undelivered_rows = (
             await conn.execute(
                 text(
@@ -444,6 +468,7 @@ async def verify(
     add("residents with >1 appeal", len(several))
     add("residents the driver gave up on", len(result.failed))
     add("steps re-sent after a timeout", sum(r.resends for r in result.residents))
+    add("appeals whose address repeats the description", int(echoed or 0))
     add("appeals not taken into work", len(not_taken), not not_taken)
     add("staff presses (again after timeout)", f"{staff.presses} ({staff.repressed})")
     add("notifications queued (outbox rows)", queued)
@@ -456,6 +481,8 @@ async def verify(
     add("appeals without a card", len(no_card), not no_card)
     add("cards posted twice (crash repeat)", len(reposted))
     add("cards posted 3+ times", len(too_many), not too_many)
+    restarts = crasher.restart_seconds
+    add("restart seconds (mean / max)", f"{_mean(restarts):.1f} / {max(restarts, default=0):.1f}")
     add("driver seconds", driven)
     add("wall seconds (to drained outbox)", wall)
 
@@ -486,6 +513,10 @@ async def verify(
         problems.append(f"«взято в работу» repeated: {dict(list(heavy.items())[:20])}")
     if too_many or no_card:
         problems.append(f"cards: none for {no_card[:20]}, 3+ for {too_many[:20]}")
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def print_report(report: Report) -> None:
