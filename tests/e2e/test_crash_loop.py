@@ -29,10 +29,10 @@ def small(workdir: Path, **overrides: object) -> Options:
         residents=RESIDENTS,
         crashes=CRASHES,
         seed=SEED,
-        step_timeout=8.0,
+        step_timeout=15.0,
         press_timeout=10.0,
-        min_gap=0.5,
-        max_gap=4.0,
+        min_gap=1.0,
+        max_gap=5.0,
         drain_timeout=180.0,
         workdir=workdir,
     )
