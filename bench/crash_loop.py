@@ -15,7 +15,9 @@ the bot is stopped and the invariants are checked against its database and the f
 * every number a resident was told exists in the database, for that resident; no two residents
   were told one number; every resident was told a number;
 * every outbox row was delivered; each resident got «взято в работу», a repeat at most once per
-  crash (per resident, and in total no more repeats than crashes);
+  crash per resident. In total the issue asks for no more repeats than crashes; the outbox has
+  up to 16 messages on their way at once (one per chat), each of which a kill may repeat, so
+  that stricter line can fail by design: both are checked, ``total ≤ 16 × crashes`` too.
 * each appeal's card was posted once (twice at most, when a crash repeated it).
 
 The table is printed; the exit code is 1 when an invariant fails.
@@ -53,6 +55,9 @@ CRASH_DATABASE = "bench_crash_loop"
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TAKEN = re.compile(r"Обращение № (\d{4}-\d{6}) взято в работу")
 STAFF_BUTTON = re.compile(r"^s:\w+:(\d+)")
+# Messages the outbox has on their way at once (``OutboxWorker(concurrency=16)``, as bot/app.py
+# builds it), one per chat: a kill can repeat each of them once.
+OUTBOX_IN_FLIGHT = 16
 
 
 @dataclass
@@ -63,7 +68,7 @@ class Options:
     postgres: str | None = None  # an asyncpg URL: run on a fresh database beside it
     database_name: str = CRASH_DATABASE  # that fresh database's name (dropped and created)
     step_timeout: float = 30.0  # a resident re-sends a step not answered within this
-    press_timeout: float = 20.0  # staff press again when the appeal is still not taken
+    press_timeout: float = 60.0  # staff press again when the appeal is still not taken
     min_gap: float = 3.0  # seconds between a restart and the next kill (seeded uniform)
     max_gap: float = 20.0
     drain_timeout: float = 900.0  # for every appeal taken and the outbox drained
@@ -477,6 +482,11 @@ async def verify(
     add("undelivered", undelivered, undelivered == 0)
     add("residents missing «взято в работу»", len(unnotified), not unnotified)
     add("dup. «взято в работу», total", repeats_total, repeats_total <= crashes)
+    add(
+        f"dup. «взято в работу», total ≤ {OUTBOX_IN_FLIGHT} × crashes",
+        repeats_total,
+        repeats_total <= OUTBOX_IN_FLIGHT * crashes,
+    )
     add("dup. «взято в работу», worst resident", worst_repeat, worst_repeat <= crashes)
     add("appeals without a card", len(no_card), not no_card)
     add("cards posted twice (crash repeat)", len(reposted))
@@ -547,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres", nargs="?", const=DEFAULT_POSTGRES, help="run on PostgreSQL (asyncpg URL)"
     )
     parser.add_argument("--step-timeout", type=float, default=Options.step_timeout)
+    parser.add_argument("--press-timeout", type=float, default=Options.press_timeout)
     parser.add_argument("--min-gap", type=float, default=Options.min_gap)
     parser.add_argument("--max-gap", type=float, default=Options.max_gap)
     parser.add_argument("--workdir", type=Path, help="keep the database and the bot's log here")
@@ -557,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         postgres=args.postgres,
         step_timeout=args.step_timeout,
+        press_timeout=args.press_timeout,
         min_gap=args.min_gap,
         max_gap=args.max_gap,
         workdir=args.workdir,
