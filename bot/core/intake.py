@@ -406,6 +406,9 @@ class IntakeService:
         text = " ".join(given.text.split())
         if not texts.MIN_ADDRESS <= len(text) <= texts.MAX_ADDRESS or _letters(text) < 2:
             return _StepOutcome([Reply(texts.ADDRESS_BAD)])
+        if text.casefold() == " ".join(str(data.get("description", "")).split()).casefold():
+            # Not an address: the description again, so the question is asked again.
+            return _StepOutcome([Reply(texts.ADDRESS_REPEATS_DESCRIPTION)], next_step=Step.ADDRESS)
         data["address"] = text
         data["lat"] = data["lon"] = None
         return _StepOutcome(next_step=self._after(data, Step.PHOTOS))

@@ -89,6 +89,9 @@ DESCRIPTION_TOO_SHORT = (
 ADDRESS_BAD = (
     f"Напишите адрес текстом (от {MIN_ADDRESS} до {MAX_ADDRESS} символов) или отправьте геопозицию."
 )
+# The description sent again where the address is asked: most likely the resident did not see
+# the question (the bot restarted before it was sent) and repeated themselves.
+ADDRESS_REPEATS_DESCRIPTION = "Это описание уже сохранено."
 PHOTO_ADDED = f"Фото получено. Пришлите ещё или нажмите «{DONE}»."
 PHOTO_LIMIT = f"Можно приложить не больше {MAX_PHOTOS} фото — лишние не добавлены."
 PHOTOS_EXPECTED = f"Жду фото. Когда закончите — «{DONE}», если фото нет — «{SKIP}»."

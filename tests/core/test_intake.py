@@ -285,3 +285,23 @@ async def test_summary_edits_keep_what_was_given(sqlite_db: Database, config: Co
     cleared = await intake.handle(ANNA, press("i:edit:clear_photos"))
     assert cleared.replies[0].text == texts.PHOTOS_CLEARED
     assert "Фото: 0" in cleared.replies[-1].text
+
+
+async def test_description_sent_again_is_not_taken_for_the_address(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    """The bot killed after saving the description but before asking «Где это?»: the resident,
+    left without an answer, sends the description again. It must not become the address."""
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    await intake.handle(ANNA, text(DESCRIPTION))
+    again = await intake.handle(ANNA, text(f"  {DESCRIPTION.upper()} "))
+    assert again.replies[0].text == texts.ADDRESS_REPEATS_DESCRIPTION
+    assert again.replies[-1].text == texts.ASK_ADDRESS
+    assert await step_of(sqlite_db) == "address"
+    await intake.handle(ANNA, text("проспект Мира, 10"))
+    assert await step_of(sqlite_db) == "photos"
+    async with sqlite_db.uow() as uow:
+        draft = await uow.drafts.get("telegram", "501")
+        assert draft is not None and draft.data["address"] == "проспект Мира, 10"
