@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import random
 import re
@@ -47,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.bench_intake import FIRST_GROUP, bind_all_groups
 from bench.chat_index import IndexedTelegram
 from bench.processes import BotSubprocess, bot_env
-from bench.residents import NUMBER, Driver, DriveResult, Resident, Step
+from bench.residents import NUMBER, Driver, DriveResult
 from storage.db import READ_ONLY, create_engine
 from tests.fakes.fake_telegram import JSON, Request
 
@@ -130,23 +129,6 @@ class RecordingTelegram(IndexedTelegram):
             for update in self.queued:
                 out.write(json.dumps(update, ensure_ascii=False) + "\n")
         (root / "requests.log").write_text(self.dump(), encoding="utf-8")
-
-
-class SnapshotDriver(Driver):
-    """:class:`bench.residents.Driver` that remembers the category menu as it was sent.
-
-    Works around a driver bug: ``Driver.note`` keeps ``answer.message``, which is the fake's
-    live stored message; when the bot removes the pressed menu's buttons (it does, after the
-    press), the remembered menu has no ``i:category:`` buttons left, and a resident who must
-    re-send at the category step (the answer to the press went down with the bot) fails in
-    ``Driver.act`` with ``ZeroDivisionError`` (``codes[n % len(codes)]``), ending the drive.
-    """
-
-    def note(self, resident: Resident, answer: Request) -> Step:
-        step = super().note(resident, answer)
-        if resident.menu is answer.message and answer.message is not None:
-            resident.menu = {**copy.deepcopy(answer.message), "reply_markup": answer.reply_markup}
-        return step
 
 
 class StaffSimulator:
@@ -313,7 +295,7 @@ async def run_crash_loop(options: Options) -> Report:
             await bot.start(fake)
             departments = await bind_all_groups(fake)
             groups = [FIRST_GROUP - index for index in range(departments)]
-            driver = SnapshotDriver(fake, step_timeout=options.step_timeout)
+            driver = Driver(fake, step_timeout=options.step_timeout)
             residents = driver.residents(options.residents)
             staff = StaffSimulator(fake, groups, reader, options.press_timeout)
             crasher = Crasher(bot, fake, options.crashes, rng, (options.min_gap, options.max_gap))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import re
 import statistics
 import tempfile
@@ -202,12 +203,15 @@ class Driver:
         """Remember what the answer carries (buttons, the number); returns its step."""
         step = recognise(answer)
         assert step is not None
+        # The message as sent: the fake's stored one loses its buttons once the bot takes them
+        # away after a press, and a re-sent step needs them again.
+        sent = _as_sent(answer)
         if step is Step.CATEGORY and answer.callback_data:
-            resident.menu = answer.message
+            resident.menu = sent
         if step is Step.CONFIRM and answer.callback_data:
-            resident.summary = answer.message
+            resident.summary = sent
         if step is Step.RESUME:
-            resident.resume = answer.message
+            resident.resume = sent
         match = NUMBER.search(answer.text)
         if match:
             resident.number = match.group(1)
@@ -246,6 +250,12 @@ class Driver:
 
 def _recognised(request: Request) -> bool:
     return recognise(request) is not None
+
+
+def _as_sent(answer: Request) -> JSON | None:
+    if answer.message is None:
+        return None
+    return {**copy.deepcopy(answer.message), "reply_markup": answer.reply_markup}
 
 
 def inline_data(message: JSON) -> list[str]:

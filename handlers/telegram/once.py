@@ -39,5 +39,17 @@ class OncePerUpdate(BaseMiddleware):
         if seen:
             log.info("update %s was handled before; skipped", event.update_id)
             return UNHANDLED
-        with handling_event(key):
-            return await handler(event, data)
+        with handling_event(key) as claim:
+            result = await handler(event, data)
+        if not claim.claimed:
+            # Nothing was written (a /help, a stale button): still record the update, so that a
+            # repeat does not answer twice or press an expired callback query again.
+            try:
+                async with self.db.uow() as uow:
+                    await uow.state.remember(key)
+                    await uow.commit()
+            except Exception as exc:
+                log.warning(
+                    "update %s: not recorded as handled (%s)", event.update_id, type(exc).__name__
+                )
+        return result

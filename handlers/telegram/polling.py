@@ -67,9 +67,7 @@ async def handle_batch(bot: Bot, dispatcher: Dispatcher, updates: list[Update]) 
         user = context.user.id if context.user else None
         lanes[(chat, user)].append(update)
     room = asyncio.Semaphore(LANES)
-    tasks = [
-        asyncio.ensure_future(_lane(bot, dispatcher, lane, room)) for lane in lanes.values()
-    ]
+    tasks = [asyncio.ensure_future(_lane(bot, dispatcher, lane, room)) for lane in lanes.values()]
     _, pending = await asyncio.wait(tasks, timeout=BATCH_PATIENCE)
     if pending:
         log.warning("%d chats' updates are still being handled; polling on", len(pending))

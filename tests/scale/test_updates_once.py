@@ -155,3 +155,16 @@ async def test_webhook_takes_only_updates_with_the_secret(
     assert draft is not None and draft.step == "category"
     menus = [r for r in fake.sent_to(501) if "i:category:roads" in r.callback_data]
     assert len(menus) == 1
+
+
+async def test_an_update_that_wrote_nothing_is_not_answered_twice(
+    db: Database, config: CoreConfig, fake: FakeTelegram, bot: Bot
+) -> None:
+    dp = dispatcher(db, config)
+    anna = fake.user(501, "Анна")
+    fake.send_text(anna, "/help")
+    update = Update.model_validate(copy.deepcopy(fake.updates[-1]))
+    await handle_batch(bot, dp, [update])
+    assert len([r for r in fake.sent_to(501) if "Как это работает" in r.text]) == 1
+    await handle_batch(bot, dp, [update])  # handed over again after a crash
+    assert len([r for r in fake.sent_to(501) if "Как это работает" in r.text]) == 1
