@@ -67,7 +67,8 @@ PROMPTS: dict[Step, tuple[str, ...]] = {
     Step.PHONE: (texts.ASK_PHONE, texts.PHONE_BAD, texts.EXPECTED_AT_STEP["phone"]),
     Step.CONFIRM: (texts.EXPECTED_AT_STEP["confirm"],),
     Step.RESUME: (texts.EXPECTED_AT_STEP["resume"],),
-    Step.DONE: (texts.ALREADY_SENT,),
+    # «Это обращение уже отправлено…», with the number when the bot knows it.
+    Step.DONE: (texts.ALREADY_SENT.split(".")[0],),
 }
 
 

@@ -206,13 +206,14 @@ class IntakeService:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
             if draft is None and autostart and not _is_greeting(given):
                 first = await self._first_message(uow, who, given)
-                return first if first is not None else self._idle(given)
+                return first if first is not None else await self._idle(uow, who, given)
             if draft is not None:
                 return await self._continue(uow, who, Step(draft.step), dict(draft.data), given)
             if not autostart:
-                return self._idle(given)
+                return await self._idle(uow, who, given)
             if await uow.residents.find(who.platform.value, who.user_id) is not None:
-                return self._idle(given)  # «Спасибо» after an appeal: no new one uninvited
+                # «Спасибо» after an appeal: no new one uninvited
+                return await self._idle(uow, who, given)
         return await self.start(who)  # a newcomer's «Здравствуйте»: greet and begin
 
     async def _continue(
@@ -279,8 +280,14 @@ class IntakeService:
         intro = Reply(f"Начнём обращение — {kept}. Осталось несколько шагов.", MENU)
         return IntakeResult([intro, *await self._prompt(uow, Step.CATEGORY, data)])
 
-    def _idle(self, given: IntakeInput) -> IntakeResult:
+    async def _idle(self, uow: UnitOfWork, who: ResidentRef, given: IntakeInput) -> IntakeResult:
         if given.kind is InputKind.ACTION and given.action.startswith("i:confirm:"):
+            # «Отправить» pressed again — often because the answer with the number never came
+            # (a crash, a lost connection): say the number again.
+            resident = await uow.residents.find(who.platform.value, who.user_id)
+            latest = await uow.appeals.of_resident(resident.id, 1) if resident else []
+            if latest:
+                return IntakeResult([Reply(texts.already_sent(latest[0].number), MENU)])
             return IntakeResult([Reply(texts.ALREADY_SENT, MENU)])
         if given.kind is InputKind.ACTION:
             return IntakeResult([Reply(texts.NO_DRAFT, MENU)])

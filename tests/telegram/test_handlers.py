@@ -175,9 +175,12 @@ async def test_conversation_with_odd_input(harness: Harness) -> None:
         assert appeal is not None and appeal.phone == "+79001234567"
         photos = await uow.appeals.photos(appeal.id, "resident")
         assert [p.file_ref for p in photos] == ["big", "big"]
-    # Pressing «Отправить» again on the old summary creates nothing.
+    # Pressing «Отправить» again on the old summary creates nothing and repeats the number
+    # (the first answer may never have arrived).
     await harness.press(RESIDENT, "i:confirm:submit")
-    assert harness.said_to(501)[-1] == texts.ALREADY_SENT
+    assert harness.said_to(501)[-1] == texts.already_sent(appeal.number)
+    async with harness.db.uow() as uow:
+        assert len(list(await uow.session.scalars(select(Appeal)))) == 1
 
 
 async def test_forged_and_junk_callbacks(harness: Harness) -> None:
