@@ -231,6 +231,7 @@ async def export(
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
+    router.message.filter(F.from_user)  # handlers act as the sender: none, nothing to do
     router.message.register(stats, Command("stats"))
     router.message.register(heat_map, Command("map"))
     router.message.register(export, Command("export"))
