@@ -87,8 +87,8 @@ class VkConversation:
     async def on_button(self, event: dict[str, Any]) -> None:
         body = _mapping(event.get("object"))
         user_id, peer_id = as_int(body.get("user_id")), as_int(body.get("peer_id"))
-        if user_id <= 0 or peer_id != user_id:
-            return
+        if user_id <= 0 or peer_id != user_id or peer_id >= CHAT_PEER_START:
+            return  # as for messages: residents one to one, never a group conversation
         # Stops the button's spinner; what the press did comes as messages. A press handled
         # after a restart may be too old to answer: the press itself still counts.
         try:
