@@ -554,7 +554,7 @@ def _updates(
 # The test -----------------------------------------------------------------------------------
 
 
-@fuzz_settings(default_examples=int(os.environ.get("FUZZ_TG", "450")))
+@fuzz_settings(default_examples=int(os.environ.get("FUZZ_TG", "700")))
 @given(plan=example_strategy)
 async def test_random_updates_change_nothing_they_may_not(
     world: TelegramWorld, plan: dict[str, Any]
