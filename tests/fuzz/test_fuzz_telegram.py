@@ -41,9 +41,10 @@ from bot.core.appeals import StaffService
 from bot.core.config import CoreConfig
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
-from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef
+from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef, StaffActor
 from bot.core.ratelimit import RateLimiter
 from bot.core.routing import RoutingService
+from handlers.telegram.errors import SORRY
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
 from storage.models import Appeal
@@ -141,6 +142,10 @@ async def world(
         anna = ResidentRef(Platform.TELEGRAM, str(A), str(A), "Анна")
         for category in ("roads", "housing"):
             made.appeal_ids.append(await _file(intake, anna, category))
+        # Anna's housing appeal is resolved: her verdict (and nobody else's) is awaited.
+        petr = StaffActor(user_id=HOUSING_STAFF, name="Пётр", chat_id=HOUSING_GROUP)
+        assert (await staff.take(petr, made.appeal_ids[1])).ok
+        assert (await staff.resolve(petr, made.appeal_ids[1])).ok
         boris = ResidentRef(Platform.TELEGRAM, str(B), str(B), "Борис")
         await intake.start(boris)
         await intake.handle(boris, IntakeInput(InputKind.ACTION, action="i:category:roads"))
@@ -151,7 +156,8 @@ async def world(
                 assert appeal is not None
                 made.numbers.append(appeal.number)
         assert made.bot_messages(ROADS_GROUP) and made.bot_messages(HOUSING_GROUP)
-        assert made.bot_messages(A)
+        verdict = f"f:{made.appeal_ids[1]}:no"
+        assert any(verdict in str(m.get("reply_markup")) for m in made.bot_messages(A))
         fake.updates.clear()
         assert not errors.records, errors.since(0)
         yield made
@@ -586,3 +592,25 @@ async def test_random_updates_change_nothing_they_may_not(
         group_chat=chat,
         what=f"{plan['sender']} in {plan['chat']}: {shown}",
     )
+
+
+async def test_the_fuzz_would_see_a_failing_handler(
+    world: TelegramWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The errors router answers the user and returns True: a failure is visible only in the
+    log. The fuzz's error log must catch it, or its "no error" would prove nothing."""
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("broken on purpose")
+
+    intake = world.dp["intake"]
+    monkeypatch.setattr(intake, "my_appeals", broken)
+    mark = len(world.errors.records)
+    since = world.fake.mark()
+    before = len(world.fake.updates)
+    world.fake.send_text(world.fake.users[A], "/my")
+    for update in world.taken(before):
+        await world.dp.feed_raw_update(world.bot, update)
+    assert any("broken on purpose" in line for line in world.errors.since(mark))
+    said = [r.text for r in world.fake.sent_to(A, since)]
+    assert said == [SORRY]  # what Anna sees: try again, her input is kept

@@ -66,6 +66,7 @@ class VkWorld:
     worker: OutboxWorker
     db: Database
     errors: ErrorLog
+    intake: IntakeService
     appeal_ids: list[int] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     fed: int = 0
@@ -100,7 +101,7 @@ async def world(sqlite_db: Database, config: CoreConfig) -> AsyncIterator[VkWorl
     bot = build_vk_bot(client, intake, staff, worker, db)
     errors = ErrorLog()
     logging.getLogger().addHandler(errors)
-    made = VkWorld(fake, VkPoller(bot, db, GROUP_ID), worker, db, errors)
+    made = VkWorld(fake, VkPoller(bot, db, GROUP_ID), worker, db, errors, intake)
     try:
         async with db.uow() as uow:
             departments = {d.code: d.id for d in await uow.catalog.departments()}
@@ -388,6 +389,24 @@ async def test_random_vk_events_change_nothing_they_may_not(
         group_chat=None,
         what=f"VK {sender}: {shown}",
     )
+
+
+async def test_the_fuzz_would_see_a_failing_handler(
+    world: VkWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller logs and retries an event whose handler raised, then leaves it: a failure is
+    visible only in the log, which the fuzz's error log must catch."""
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(world.intake, "my_appeals", broken)
+    mark = len(world.errors.records)
+    world.fake.write(A, "/my")
+    await world.poller.handle_batch([copy.deepcopy(world.fake.events[-1])])
+    logged = world.errors.since(mark)
+    assert any("broken on purpose" in line for line in logged), logged
+    assert any("left unhandled" in line for line in logged), logged
 
 
 assert WORDS  # shared with the Telegram fuzz (its texts and callback shapes)
