@@ -80,8 +80,9 @@ class TelegramWorld:
     changed: int = 0  # examples after which something (the sender was entitled to) changed
 
     def taken(self, before: int) -> list[JSON]:
-        """The updates the fake queued since ``before``, taken off its queue."""
-        new = self.fake.updates[before:]
+        """The updates the fake queued since ``before``, taken off its queue: copies, so that
+        mangling them leaves the fake's own record of the chat as Telegram has it."""
+        new = copy.deepcopy(self.fake.updates[before:])
         del self.fake.updates[before:]
         return new
 
