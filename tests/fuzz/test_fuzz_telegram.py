@@ -51,7 +51,7 @@ from storage.models import Appeal
 from storage.uow import Database
 from tests.conftest import COORDINATOR
 from tests.core.recording import NO_LIMITS, drain
-from tests.fakes.fake_telegram import JSON, FakeTelegram
+from tests.fakes.fake_telegram import JSON, FakeTelegram, answers_to
 from tests.fuzz.world import ErrorLog, check_entitled, fuzz_settings, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected unknown update type")
@@ -572,6 +572,7 @@ async def test_random_updates_change_nothing_they_may_not(
     mark = len(world.errors.records)
     before = await snapshot(world.db)
     fed: list[JSON] = []
+    since = world.fake.mark()
     for step in plan["steps"]:
         for update in _updates(world, sender, chat, step):
             fed.append(update)
@@ -583,6 +584,11 @@ async def test_random_updates_change_nothing_they_may_not(
     logged = world.errors.since(mark)
     shown = [str(u)[:300] for u in fed]
     assert not logged, f"errors logged for {shown}:\n" + "\n".join(logged)
+    # Every button press was answered, once (the user's spinner stops, a toast may show).
+    for update in fed:
+        if "callback_query" in update:
+            answers = answers_to(world.fake.requests[since:], update["callback_query"]["id"])
+            assert [a.ok for a in answers] == [True], (update, [a.short() for a in answers])
     if plan["sender"] == COORDINATOR:
         return  # coordinators may do nearly anything; only errors are checked for them
     check_entitled(
