@@ -18,7 +18,6 @@ handler raised), and nothing changed that the sender was not entitled to.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ from storage.uow import Database
 from tests.conftest import COORDINATOR
 from tests.core.recording import NO_LIMITS, RecordingSender, drain
 from tests.fakes.fake_vk import GROUP_ID, FakeVK, Sent
-from tests.fuzz.test_fuzz_telegram import CALLBACK_SHAPES, JUNK_IDS, WORDS, _file, text_strategy
+from tests.fuzz.test_fuzz_telegram import CALLBACK_SHAPES, JUNK_IDS, _file, text_strategy
 from tests.fuzz.world import ErrorLog, check_entitled, fuzz_settings, snapshot
 from tests.vk.fake_http import FakeHttpClient
 
@@ -68,7 +67,6 @@ class VkWorld:
     errors: ErrorLog
     intake: IntakeService
     appeal_ids: list[int] = field(default_factory=list)
-    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     fed: int = 0
     changed: int = 0
 
@@ -407,6 +405,3 @@ async def test_the_fuzz_would_see_a_failing_handler(
     logged = world.errors.since(mark)
     assert any("broken on purpose" in line for line in logged), logged
     assert any("left unhandled" in line for line in logged), logged
-
-
-assert WORDS  # shared with the Telegram fuzz (its texts and callback shapes)
