@@ -60,12 +60,17 @@ def last_days(days: int, now: datetime, tz: ZoneInfo) -> Period:
 def parse_day(text: str) -> date:
     match = _DATE.match(text)
     if not match:
-        raise PeriodError(f"«{text}» — не дата. Пишите так: 01.11.2026.")
+        raise PeriodError(f"«{clip(text)}» — не дата. Пишите так: 01.11.2026.")
     day, month, year = (int(part) for part in match.groups())
     try:
         return date(year, month, day)
     except ValueError:
         raise PeriodError(f"Даты {text} не бывает. Пишите так: 01.11.2026.") from None
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """The user's word as quoted back: whole if short, else its start (a reply has a limit)."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def is_period_word(word: str) -> bool:

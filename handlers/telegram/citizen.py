@@ -175,7 +175,8 @@ async def unknown_button(callback: CallbackQuery) -> None:
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
+    # A message always has a sender in private chats; one without (a channel's) is not ours.
+    router.message.filter(F.chat.type == "private", F.from_user)
     router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(command, Command("start", "new", "cancel", "my", "help"))
     router.message.register(comment, NoticeReply())

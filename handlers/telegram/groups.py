@@ -93,6 +93,8 @@ def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
     router.message.register(migrated, F.migrate_to_chat_id)
+    # Everything below acts as the sender: a message without one (a channel's) is not for it.
+    router.message.filter(F.migrate_to_chat_id | F.from_user)
     router.message.register(bind, Command("bind"), GROUP_CHATS)
     router.callback_query.register(
         bind_chosen, F.data.regexp(r"^b:\d{1,9}$"), F.message.chat.type.in_({"group", "supergroup"})

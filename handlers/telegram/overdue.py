@@ -112,6 +112,7 @@ async def overdue_button(
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
+    router.message.filter(F.from_user)  # handlers act as the sender: none, nothing to do
     router.message.register(overdue_command, Command("overdue"))
     router.callback_query.register(overdue_button, F.data.startswith("ov:"))
     return router

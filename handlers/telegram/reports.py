@@ -28,6 +28,7 @@ from bot.core.export import file_name
 from bot.core.periods import (
     Period,
     PeriodError,
+    clip,
     describe,
     is_period_word,
     parse_period,
@@ -170,7 +171,7 @@ async def heat_map(
         found = await reports.category_by_word(category_word)
         if isinstance(found, list):
             await message.answer(
-                texts.MAP_UNKNOWN_CATEGORY.format(word=category_word, codes=", ".join(found))
+                texts.MAP_UNKNOWN_CATEGORY.format(word=clip(category_word), codes=", ".join(found))
             )
             return
         category_id, category_note = found[0], f", {found[1]}"
@@ -235,6 +236,7 @@ async def export(
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
+    router.message.filter(F.from_user)  # handlers act as the sender: none, nothing to do
     router.message.register(stats, Command("stats"))
     router.message.register(heat_map, Command("map"))
     router.message.register(export, Command("export"))

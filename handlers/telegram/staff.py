@@ -195,6 +195,7 @@ async def card_button(
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
+    router.message.filter(F.from_user)  # handlers act as the sender: none, nothing to do
     router.message.register(solution_photo, CardReply(), F.photo)
     router.message.register(text_reply, CardReply(), F.text)
     router.message.register(other_reply, CardReply())

@@ -89,8 +89,8 @@ class VkConversation:
     async def on_button(self, event: dict[str, Any]) -> None:
         body = _mapping(event.get("object"))
         user_id, peer_id = as_int(body.get("user_id")), as_int(body.get("peer_id"))
-        if user_id <= 0 or peer_id != user_id:
-            return
+        if user_id <= 0 or peer_id != user_id or peer_id >= CHAT_PEER_START:
+            return  # as for messages: residents one to one, never a group conversation
         if await self._banned(resident_of(user_id, peer_id)):
             return  # not even the spinner is answered: a banned resident's press does nothing
         # Stops the button's spinner; what the press did comes as messages. A press handled
