@@ -6,6 +6,7 @@ Thin: a VK event becomes the core's plain input, one core call, the replies rend
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -191,7 +192,9 @@ class VkConversation:
 
     async def _feedback(self, who: ResidentRef, action: str) -> None:
         parts = action.split(":")
-        if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("yes", "no"):
+        # As in Telegram: an appeal id of at most 12 digits (a longer one is no appeal's, and
+        # would not even fit a database integer).
+        if not re.fullmatch(r"f:\d{1,12}:(yes|no)", action):
             await self._send(who, [Reply(texts.STALE_BUTTON)], True)
             return
         outcome = await self.staff.resident_feedback(who, int(parts[1]), parts[2] == "yes")

@@ -43,11 +43,13 @@ def button_action(payload: Any) -> str | None:
 
 
 def as_int(value: Any) -> int:
-    """A VK id or size as an int; anything malformed counts as 0 (no such thing)."""
+    """A VK id or size as an int; anything malformed counts as 0 (no such thing), as does a
+    number no database column could hold (VK's ids fit in 64 bits)."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return 0
+    return number if -(2**63) <= number < 2**63 else 0
 
 
 def largest_photo_url(photo: Any) -> str | None:

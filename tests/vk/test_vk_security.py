@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -126,3 +127,17 @@ async def test_a_banned_vk_resident_is_told_once_then_ignored(
 async def outbox_size(vk: VkHarness) -> int:
     async with vk.db.uow() as uow:
         return int(await uow.session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+
+
+async def test_a_forged_verdict_with_a_huge_appeal_id_is_a_stale_button(
+    vk: VkHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An id no database integer holds (found by the fuzz) is answered as an old button."""
+    await file_appeal(vk, photos=0)
+    await drain(vk.worker)
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    under = vk.last_with(RESIDENT, "i:category:")
+    with caplog.at_level(logging.ERROR):
+        said = await vk.presses_forged(RESIDENT, under, f"f:{2**63}:no")
+    assert [s.text for s in said] == [texts.STALE_BUTTON]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
