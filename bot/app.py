@@ -15,7 +15,6 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -184,6 +183,8 @@ def event_isolation(settings: Settings) -> BaseEventIsolation:
     """Per-chat locks: in this process, or in Redis when processes share the work."""
     if settings.redis_url is None:
         return SimpleEventIsolation()
+    from aiogram.fsm.storage.redis import RedisEventIsolation  # redis-py only when used
+
     return RedisEventIsolation.from_url(settings.redis_url)
 
 
@@ -279,7 +280,8 @@ async def run(settings: Settings) -> None:
             await bot.session.close()
         if vk is not None:
             await vk.close()
-        if isinstance(isolation, RedisEventIsolation):
-            await isolation.redis.aclose()
+        redis = getattr(isolation, "redis", None)
+        if redis is not None:
+            await redis.aclose()
         await db.engine.dispose()
         log.info("stopped")
