@@ -30,7 +30,7 @@ def main() -> int:
     from aiogram.exceptions import TelegramUnauthorizedError
     from sqlalchemy.exc import DBAPIError
 
-    from bot.app import run
+    from bot.app import RedisUnavailable, run
     from handlers.vk.errors import VkTokenRejected
 
     try:
@@ -42,6 +42,8 @@ def main() -> int:
         return _fail(f"Setting DATABASE_URL: the database cannot be opened ({reason})")
     except TelegramUnauthorizedError:
         return _fail("Setting BOT_TOKEN was rejected by the Bot API (401 Unauthorized)")
+    except RedisUnavailable as exc:
+        return _fail(f"Setting REDIS_URL: Redis cannot be reached ({exc})")
     except VkTokenRejected as exc:
         return _fail(f"Setting VK_TOKEN was rejected by VK ({exc})")
     except KeyboardInterrupt:

@@ -179,13 +179,23 @@ async def run_telegram_front(
     await run_duty(lock, lambda: poll(bot, dispatcher, allowed))
 
 
-def event_isolation(settings: Settings) -> BaseEventIsolation:
+class RedisUnavailable(Exception):
+    """REDIS_URL is set but Redis does not answer: every update would fail, so do not start."""
+
+
+async def event_isolation(settings: Settings) -> BaseEventIsolation:
     """Per-chat locks: in this process, or in Redis when processes share the work."""
     if settings.redis_url is None:
         return SimpleEventIsolation()
     from aiogram.fsm.storage.redis import RedisEventIsolation  # redis-py only when used
 
-    return RedisEventIsolation.from_url(settings.redis_url)
+    isolation = RedisEventIsolation.from_url(settings.redis_url)
+    try:
+        await isolation.redis.ping()
+    except Exception as exc:
+        await isolation.redis.aclose()
+        raise RedisUnavailable(exc.__class__.__name__) from exc
+    return isolation
 
 
 async def run_scan_duty(
@@ -232,7 +242,7 @@ async def run(settings: Settings) -> None:
             "BOT_TOKEN is not set: VK appeals are registered, but their cards wait for a "
             "Telegram bot to reach the department groups"
         )
-    isolation = event_isolation(settings)
+    isolation = await event_isolation(settings)
     stop = asyncio.Event()
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()

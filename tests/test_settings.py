@@ -175,3 +175,18 @@ def test_scale_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(SettingsError, match=f"{name} is malformed"):
             load_settings(_env_file=None)
         monkeypatch.delenv(name)
+
+
+def test_a_redis_that_does_not_answer_stops_with_one_line(tmp_path: Path) -> None:
+    result = run_bot(
+        tmp_path,
+        BOT_TOKEN="123:abc",
+        TELEGRAM_API_URL="http://127.0.0.1:9",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        REDIS_URL="redis://127.0.0.1:9/0",  # nothing listens there
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Setting REDIS_URL: Redis cannot be reached (ConnectionError)"
+    )
+    assert "Traceback" not in result.stderr
