@@ -32,6 +32,7 @@ def main() -> int:
 
     from bot.app import RedisUnavailable, run
     from handlers.vk.errors import VkTokenRejected
+    from storage.upgrade import MigrationFailed
 
     try:
         asyncio.run(run(settings))
@@ -40,6 +41,10 @@ def main() -> int:
     except (DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         return _fail(f"Setting DATABASE_URL: the database cannot be opened ({reason})")
+    except MigrationFailed as exc:
+        if exc.cannot_open:
+            return _fail(f"Setting DATABASE_URL: the database cannot be opened ({exc})")
+        return _fail(f"The database schema could not be migrated: {exc}")
     except TelegramUnauthorizedError:
         return _fail("Setting BOT_TOKEN was rejected by the Bot API (401 Unauthorized)")
     except RedisUnavailable as exc:

@@ -14,13 +14,14 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.fsm.storage.base import BaseEventIsolation
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.appeals import StaffService
 from bot.core.catalog import load_catalog
@@ -33,14 +34,15 @@ from bot.core.routing import RoutingService
 from bot.duties import run_duty
 from bot.scheduler import start_deadline_scan
 from bot.settings import Settings
+from handlers.telegram.isolation import ChatLocks
 from handlers.telegram.polling import poll
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
 from handlers.telegram.webhook import serve_webhook
 from storage.db import create_engine, session_factory
 from storage.locks import duty_lock
-from storage.migrate import upgrade_to_head
 from storage.uow import Database
+from storage.upgrade import upgrade_in_child
 
 if TYPE_CHECKING:
     from handlers.vk.client import VkClient
@@ -96,9 +98,20 @@ def make_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token)
 
 
+async def migrate(engine: AsyncEngine, url: str) -> None:
+    """The schema to head: in a child process, so that alembic never weighs on this one; an
+    in-memory SQLite database exists only in ``engine``, so it is migrated here."""
+    if make_url(url).database in (None, "", ":memory:"):
+        from storage.migrate import upgrade_to_head
+
+        await upgrade_to_head(engine)
+        return
+    await upgrade_in_child(url)
+
+
 async def prepare_database(settings: Settings) -> Database:
     engine = create_engine(settings.database_url)
-    await upgrade_to_head(engine)
+    await migrate(engine, settings.database_url)
     db = Database(session_factory(engine))
     catalog = load_catalog(settings.categories_file)
     async with db.uow() as uow:
@@ -186,7 +199,7 @@ class RedisUnavailable(Exception):
 async def event_isolation(settings: Settings) -> BaseEventIsolation:
     """Per-chat locks: in this process, or in Redis when processes share the work."""
     if settings.redis_url is None:
-        return SimpleEventIsolation()
+        return ChatLocks()
     from aiogram.fsm.storage.redis import RedisEventIsolation  # redis-py only when used
 
     isolation = RedisEventIsolation.from_url(settings.redis_url)

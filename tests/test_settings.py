@@ -190,3 +190,17 @@ def test_a_redis_that_does_not_answer_stops_with_one_line(tmp_path: Path) -> Non
         "Setting REDIS_URL: Redis cannot be reached (ConnectionError)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_that_cannot_be_opened_stops_with_one_line(tmp_path: Path) -> None:
+    # The schema is migrated in a child process: its failure still reads as a setting's.
+    result = run_bot(
+        tmp_path,
+        BOT_TOKEN="123:abc",
+        TELEGRAM_API_URL="http://127.0.0.1:9",
+        DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:9/test",  # nothing listens there
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Setting DATABASE_URL: the database cannot be opened (")
+    assert "Traceback" not in result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiogram import Dispatcher, Router
 from aiogram.fsm.storage.base import BaseEventIsolation
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import CallbackQuery
 
 from bot.core.appeals import StaffService
@@ -14,6 +13,7 @@ from bot.core.overdue import OverdueService
 from bot.core.reports import ReportService
 from bot.core.routing import RoutingService
 from handlers.telegram import bans, citizen, errors, groups, overdue, reports, staff
+from handlers.telegram.isolation import ChatLocks, NoFsmStorage
 from handlers.telegram.once import OncePerUpdate
 
 STALE = "Эта кнопка устарела."
@@ -41,8 +41,9 @@ def build_dispatcher(
 ) -> Dispatcher:
     # One update at a time per chat and user: album parts and double presses are applied in
     # order to the stored draft instead of racing each other. Several processes behind a
-    # webhook share the lock through Redis (``isolation``).
-    dispatcher = Dispatcher(events_isolation=isolation or SimpleEventIsolation())
+    # webhook share the lock through Redis (``isolation``). Drafts, not aiogram's FSM, hold
+    # the conversation: the FSM storage keeps nothing.
+    dispatcher = Dispatcher(storage=NoFsmStorage(), events_isolation=isolation or ChatLocks())
     # Registered after the isolation lock (aiogram's own outer middleware): the check that an
     # update was handled before runs while its chat is locked.
     dispatcher.update.outer_middleware(OncePerUpdate(intake.db))
