@@ -27,10 +27,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # hide_parameters: a failed statement's log line must not carry residents' texts or phones.
-    # SQLite writes one transaction at a time: a few kept connections, more only at peaks
-    # (the outbox's sends each record their outcome), closed again so their caches go too.
-    kwargs.setdefault("pool_size", 5)
-    kwargs.setdefault("max_overflow", 25)
+    # SQLite writes one transaction at a time, but each connection is a thread of aiosqlite's
+    # that costs a start and its caches: keep as many as the chats polled at once use
+    # (handlers.telegram.polling.LANES), more only at peaks (the outbox's sends).
+    kwargs.setdefault("pool_size", 12)
+    kwargs.setdefault("max_overflow", 18)
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")

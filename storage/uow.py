@@ -5,6 +5,7 @@ Repositories never commit; the use case that changed things does, once.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.catalog import Catalog
@@ -44,9 +46,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class CategoryChoice:
+    """What a resident picks a category by."""
+
+    code: str
+    title: str
+    emoji: str
+
+
+class CatalogCache:
+    """The active categories, read once per process: every resident's category step shows
+    them, and they change only when the catalogue is synced (at start, from the file)."""
+
+    def __init__(self) -> None:
+        self.choices: tuple[CategoryChoice, ...] | None = None
+
+
 class CatalogRepo:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: CatalogCache | None = None) -> None:
         self.session = session
+        self.cache = cache or CatalogCache()
 
     async def sync(self, catalog: Catalog) -> None:
         """Merge the categories file by code: idempotent, never deletes."""
@@ -89,12 +109,17 @@ class CatalogRepo:
             if code not in listed:
                 category.active = False
         await self.session.flush()
+        self.cache.choices = None
 
-    async def active_categories(self) -> list[Category]:
-        rows = await self.session.scalars(
-            select(Category).where(Category.active.is_(True)).order_by(Category.position)
-        )
-        return list(rows)
+    async def active_categories(self) -> tuple[CategoryChoice, ...]:
+        if self.cache.choices is None:
+            rows = await self.session.execute(
+                select(Category.code, Category.title, Category.emoji)
+                .where(Category.active.is_(True))
+                .order_by(Category.position)
+            )
+            self.cache.choices = tuple(CategoryChoice(*row) for row in rows)
+        return self.cache.choices
 
     async def category(self, category_id: int) -> Category | None:
         return await self.session.get(Category, category_id)
@@ -188,14 +213,16 @@ class DraftRepo:
         )
 
     async def save(self, platform: str, external_id: str, step: str, data: dict[str, Any]) -> None:
-        draft = await self.get(platform, external_id)
-        if draft is None:
-            draft = Draft(platform=platform, external_id=external_id)
-            self.session.add(draft)
-        draft.step = step
-        draft.data = dict(data)  # a new object, so the JSON column is seen as changed
-        draft.updated_at = utcnow()
-        await self.session.flush()
+        """Insert or overwrite the conversation's draft: one statement, on every step."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        values = {"step": step, "data": dict(data), "updated_at": utcnow()}
+        stmt = (
+            insert(Draft)
+            .values(platform=platform, external_id=external_id, **values)
+            .on_conflict_do_update(index_elements=[Draft.platform, Draft.external_id], set_=values)
+        )
+        await self.session.execute(stmt)
 
     async def delete(self, platform: str, external_id: str) -> None:
         await self.session.execute(
@@ -834,17 +861,69 @@ class EscalationRepo:
         return [(appeal, name, when) for appeal, name, when, _ in rows]
 
 
+WRITE_TURN_WAIT = 30.0  # as long as SQLite's own busy_timeout (storage.db)
+
+
+class WriteTurn:
+    """SQLite lets one transaction write at a time and makes the others poll for its lock with
+    growing sleeps (its busy handler: 1 ms … 100 ms), leaving it idle in between. Within this
+    process, writers queue here instead and each starts the moment the one before commits;
+    other processes still meet SQLite's lock as before.
+
+    A unit of work opened inside another one of the same task goes ahead without waiting (it
+    would wait for itself): SQLite's own lock treats it as it always did.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    async def take(self) -> bool:
+        """Wait for the turn; False when this task holds it already (nothing to give back)."""
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            return False
+        try:
+            await asyncio.wait_for(self._lock.acquire(), WRITE_TURN_WAIT)
+        except TimeoutError:
+            raise WriteTurnTimeout from None
+        self._owner = task
+        return True
+
+    def give_back(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+
+class WriteTurnTimeout(OperationalError):
+    """No write turn within WRITE_TURN_WAIT: as SQLite's «database is locked» would say."""
+
+    def __init__(self) -> None:
+        super().__init__("waiting for a write turn", None, Exception("database is locked"))
+
+
 class UnitOfWork:
-    def __init__(self, factory: async_sessionmaker[AsyncSession], read_only: bool = False) -> None:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        read_only: bool = False,
+        catalog_cache: CatalogCache | None = None,
+        write_turn: WriteTurn | None = None,
+    ) -> None:
         self._factory = factory
         self._read_only = read_only
+        self._catalog_cache = catalog_cache
+        self._turn = None if read_only else write_turn
+        self._holding = False
 
     async def __aenter__(self) -> UnitOfWork:
+        if self._turn is not None:
+            self._holding = await self._turn.take()
         self.session = self._factory()
         if self._read_only:
             # On SQLite a plain BEGIN: no write lock, no waiting behind writers (WAL).
             await self.session.connection(execution_options={READ_ONLY: True})
-        self.catalog = CatalogRepo(self.session)
+        self.catalog = CatalogRepo(self.session, self._catalog_cache)
         self.drafts = DraftRepo(self.session)
         self.residents = ResidentRepo(self.session)
         self.appeals = AppealRepo(self.session)
@@ -860,8 +939,15 @@ class UnitOfWork:
             self.session.add(ProcessedEvent(key=claim.key, at=utcnow()))
             await self.session.commit()
             claim.claimed = True
-            return
-        await self.session.commit()
+        else:
+            await self.session.commit()
+        self._release()
+
+    def _release(self) -> None:
+        # What a unit does after its commit (replies built from what it read) is no write.
+        if self._holding and self._turn is not None:
+            self._holding = False
+            self._turn.give_back()
 
     async def __aexit__(
         self,
@@ -877,7 +963,10 @@ class UnitOfWork:
             if self.session.in_transaction():
                 await self.session.rollback()
         finally:
-            await self.session.close()
+            try:
+                await self.session.close()
+            finally:
+                self._release()
 
 
 class Database:
@@ -885,10 +974,12 @@ class Database:
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self.factory = factory
+        self.catalog_cache = CatalogCache()
+        self.write_turn = WriteTurn() if self.engine.dialect.name == "sqlite" else None
 
     def uow(self, read_only: bool = False) -> UnitOfWork:
         """A unit of work; ``read_only`` for one that never writes (it takes no write lock)."""
-        return UnitOfWork(self.factory, read_only)
+        return UnitOfWork(self.factory, read_only, self.catalog_cache, self.write_turn)
 
     @property
     def engine(self) -> AsyncEngine:

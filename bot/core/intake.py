@@ -28,7 +28,7 @@ from bot.core.model import (
     inline,
 )
 from storage.models import Category
-from storage.uow import Database, UnitOfWork, utcnow
+from storage.uow import CategoryChoice, Database, UnitOfWork, utcnow
 
 MENU = Keyboard(rows=((Button(texts.MENU_NEW), Button(texts.MENU_MY)),), inline=False)
 ADDRESS_KEYBOARD = Keyboard(
@@ -341,7 +341,7 @@ class IntakeService:
         value: str,
     ) -> _StepOutcome:
         categories = await uow.catalog.active_categories()
-        chosen: Category | None = None
+        chosen: CategoryChoice | None = None
         if given.kind is InputKind.ACTION:
             chosen = next((c for c in categories if c.code == value), None)
         elif given.kind is InputKind.TEXT:
@@ -604,7 +604,12 @@ class IntakeService:
         ]
 
     async def _summary(self, uow: UnitOfWork, data: dict[str, Any]) -> str:
-        category = await uow.catalog.category_by_code(str(data.get("category")))
+        code = str(data.get("category"))
+        category: CategoryChoice | Category | None = next(
+            (c for c in await uow.catalog.active_categories() if c.code == code), None
+        )
+        if category is None:  # hidden since it was chosen: still named in the summary
+            category = await uow.catalog.category_by_code(code)
         title = f"{category.emoji} {category.title}".strip() if category else "—"
         if data.get("lat") is not None:
             place = f"геометка {data['lat']:.5f}, {data['lon']:.5f}"

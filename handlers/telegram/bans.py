@@ -16,6 +16,7 @@ from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
 from bot.core.model import Reply
 from handlers.telegram.inputs import resident_of, staff_of
+from handlers.telegram.magic import On
 from handlers.telegram.render import send_replies
 
 
@@ -68,5 +69,5 @@ def build_router() -> Router:
     router = Router(name=__name__)
     router.message.register(banned_message, Banned())
     router.callback_query.register(banned_button, Banned())
-    router.message.register(ban, Command("ban", "unban", "banned"), F.from_user)
+    router.message.register(ban, Command("ban", "unban", "banned"), On(F.from_user))
     return router

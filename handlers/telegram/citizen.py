@@ -18,6 +18,7 @@ from bot.core.intake import IntakeResult, IntakeService
 from bot.core.model import InputKind, IntakeInput, Platform
 from bot.core.ports import PhotoRef
 from handlers.telegram.inputs import intake_input, resident_of
+from handlers.telegram.magic import On
 from handlers.telegram.render import send_replies
 
 UNKNOWN_COMMAND = texts.UNKNOWN_COMMAND
@@ -176,12 +177,12 @@ def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
     # A message always has a sender in private chats; one without (a channel's) is not ours.
-    router.message.filter(F.chat.type == "private", F.from_user)
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(On(F.chat.type == "private"), On(F.from_user))
+    router.callback_query.filter(On(F.message.chat.type == "private"))
     router.message.register(command, Command("start", "new", "cancel", "my", "help"))
     router.message.register(comment, NoticeReply())
-    router.message.register(any_message, F.from_user)
-    router.callback_query.register(intake_button, F.data.startswith("i:"))
-    router.callback_query.register(feedback, F.data.regexp(r"^f:\d{1,12}:(yes|no)$"))
+    router.message.register(any_message, On(F.from_user))
+    router.callback_query.register(intake_button, On(F.data.startswith("i:")))
+    router.callback_query.register(feedback, On(F.data.regexp(r"^f:\d{1,12}:(yes|no)$")))
     router.callback_query.register(unknown_button)
     return router

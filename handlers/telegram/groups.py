@@ -14,9 +14,10 @@ from bot.core.delivery import OutboxWorker
 from bot.core.routing import RoutingService
 from handlers.telegram.citizen import UNKNOWN_COMMAND
 from handlers.telegram.inputs import staff_of
+from handlers.telegram.magic import On
 from handlers.telegram.render import markup
 
-GROUP_CHATS = F.chat.type.in_({"group", "supergroup"})
+GROUP_CHATS = On(F.chat.type.in_({"group", "supergroup"}))
 
 
 async def migrated(message: Message, routing: RoutingService) -> None:
@@ -92,12 +93,14 @@ async def group_help(message: Message) -> None:
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
-    router.message.register(migrated, F.migrate_to_chat_id)
+    router.message.register(migrated, On(F.migrate_to_chat_id))
     # Everything below acts as the sender: a message without one (a channel's) is not for it.
-    router.message.filter(F.migrate_to_chat_id | F.from_user)
+    router.message.filter(On(F.migrate_to_chat_id | F.from_user))
     router.message.register(bind, Command("bind"), GROUP_CHATS)
     router.callback_query.register(
-        bind_chosen, F.data.regexp(r"^b:\d{1,9}$"), F.message.chat.type.in_({"group", "supergroup"})
+        bind_chosen,
+        On(F.data.regexp(r"^b:\d{1,9}$")),
+        On(F.message.chat.type.in_({"group", "supergroup"})),
     )
     router.message.register(unbind, Command("unbind"), GROUP_CHATS)
     router.message.register(departments, Command("departments"))

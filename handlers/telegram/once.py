@@ -19,6 +19,10 @@ from storage.uow import Database, handling_event
 
 log = logging.getLogger(__name__)
 
+# Passed with an update (``feed_update``'s data) that cannot have been handed over before, to
+# spare the lookup; webhook updates and tests leave it out and are always looked up.
+MAYBE_REPEATED = "maybe_repeated"
+
 
 class OncePerUpdate(BaseMiddleware):
     def __init__(self, db: Database) -> None:
@@ -34,9 +38,7 @@ class OncePerUpdate(BaseMiddleware):
             return await handler(event, data)
         bot: Bot = data["bot"]
         key = f"tg:{bot.id}:{event.update_id}"
-        async with self.db.uow(read_only=True) as uow:
-            seen = await uow.state.event_seen(key)
-        if seen:
+        if data.get(MAYBE_REPEATED, True) and await self._seen(key):
             log.info("update %s was handled before; skipped", event.update_id)
             return UNHANDLED
         with handling_event(key) as claim:
@@ -53,3 +55,7 @@ class OncePerUpdate(BaseMiddleware):
                     "update %s: not recorded as handled (%s)", event.update_id, type(exc).__name__
                 )
         return result
+
+    async def _seen(self, key: str) -> bool:
+        async with self.db.uow(read_only=True) as uow:
+            return await uow.state.event_seen(key)

@@ -16,6 +16,7 @@ from bot.core.delivery import OutboxWorker
 from bot.core.model import Button, Keyboard, inline
 from bot.core.overdue import OverdueService
 from handlers.telegram.inputs import staff_of
+from handlers.telegram.magic import On
 from handlers.telegram.render import inline_markup, markup
 
 OVERDUE_CALLBACK = re.compile(r"^ov:(p|c|t|to|x):(\d{1,12})(?::(\d{1,9}))?$")
@@ -112,7 +113,7 @@ async def overdue_button(
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
-    router.message.filter(F.from_user)  # handlers act as the sender: none, nothing to do
+    router.message.filter(On(F.from_user))  # handlers act as the sender: none, nothing to do
     router.message.register(overdue_command, Command("overdue"))
-    router.callback_query.register(overdue_button, F.data.startswith("ov:"))
+    router.callback_query.register(overdue_button, On(F.data.startswith("ov:")))
     return router

@@ -20,6 +20,7 @@ from aiogram.methods import GetUpdates
 from aiogram.types import Update
 
 from bot.core.logsafe import log_failure
+from handlers.telegram.once import MAYBE_REPEATED
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> 
     request_timeout = int(bot.session.timeout + POLL_TIMEOUT)
     method = GetUpdates(timeout=POLL_TIMEOUT, allowed_updates=allowed_updates)
     delay = 1.0
+    # Only the first batch can hold updates handled before (by a process that crashed, or
+    # polled until this one took over): each later one follows a confirmed offset.
+    first = True
     while True:
         try:
             updates = await bot(method, request_timeout=request_timeout)
@@ -54,12 +58,16 @@ async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> 
         delay = 1.0
         if not updates:
             continue
-        await handle_batch(bot, dispatcher, updates)
+        await handle_batch(bot, dispatcher, updates, maybe_repeated=first)
         method.offset = updates[-1].update_id + 1
+        first = False
 
 
-async def handle_batch(bot: Bot, dispatcher: Dispatcher, updates: list[Update]) -> None:
-    """Handle one getUpdates batch: per chat in order, chats concurrently."""
+async def handle_batch(
+    bot: Bot, dispatcher: Dispatcher, updates: list[Update], maybe_repeated: bool = True
+) -> None:
+    """Handle one getUpdates batch: per chat in order, chats concurrently. ``maybe_repeated``
+    False: none of them was handed over before, so none is looked up (``OncePerUpdate``)."""
     lanes: dict[tuple[int | None, int | None], list[Update]] = defaultdict(list)
     for update in updates:
         context = UserContextMiddleware.resolve_event_context(update)
@@ -67,19 +75,26 @@ async def handle_batch(bot: Bot, dispatcher: Dispatcher, updates: list[Update]) 
         user = context.user.id if context.user else None
         lanes[(chat, user)].append(update)
     room = asyncio.Semaphore(LANES)
-    tasks = [asyncio.ensure_future(_lane(bot, dispatcher, lane, room)) for lane in lanes.values()]
+    tasks = [
+        asyncio.ensure_future(_lane(bot, dispatcher, lane, room, maybe_repeated))
+        for lane in lanes.values()
+    ]
     _, pending = await asyncio.wait(tasks, timeout=BATCH_PATIENCE)
     if pending:
         log.warning("%d chats' updates are still being handled; polling on", len(pending))
 
 
 async def _lane(
-    bot: Bot, dispatcher: Dispatcher, updates: list[Update], room: asyncio.Semaphore
+    bot: Bot,
+    dispatcher: Dispatcher,
+    updates: list[Update],
+    room: asyncio.Semaphore,
+    maybe_repeated: bool,
 ) -> None:
     async with room:
         for update in updates:
             try:
-                await dispatcher.feed_update(bot, update)
+                await dispatcher.feed_update(bot, update, **{MAYBE_REPEATED: maybe_repeated})
             except Exception as exc:
                 # The errors router answers the user; what reaches here is logged, not fatal.
                 log_failure(log, exc, "update %s failed", update.update_id)

@@ -36,6 +36,7 @@ from bot.core.periods import (
 )
 from bot.core.report_render import stats_text
 from bot.core.reports import ReportService
+from handlers.telegram.magic import On
 
 STATS_BUTTONS = (("today", texts.STATS_TODAY), ("7", texts.STATS_WEEK), ("30", texts.STATS_MONTH))
 STATS_DEFAULT_DAYS = 1  # today
@@ -236,11 +237,13 @@ async def export(
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
-    router.message.filter(F.from_user)  # handlers act as the sender: none, nothing to do
+    router.message.filter(On(F.from_user))  # handlers act as the sender: none, nothing to do
     router.message.register(stats, Command("stats"))
     router.message.register(heat_map, Command("map"))
     router.message.register(export, Command("export"))
     router.callback_query.register(
-        stats_switch, F.data.regexp(r"^st:(today|7|30):\d{1,12}$"), F.message.chat.type == "private"
+        stats_switch,
+        On(F.data.regexp(r"^st:(today|7|30):\d{1,12}$")),
+        On(F.message.chat.type == "private"),
     )
     return router

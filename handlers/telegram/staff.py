@@ -21,6 +21,7 @@ from bot.core.delivery import OutboxWorker
 from bot.core.model import Outcome, Platform
 from bot.core.ports import PhotoRef
 from handlers.telegram.inputs import staff_of
+from handlers.telegram.magic import On
 from handlers.telegram.render import inline_markup
 
 STAFF_CALLBACK = re.compile(
@@ -195,9 +196,9 @@ async def card_button(
 def build_router() -> Router:
     """A fresh router each time: a router can belong to one dispatcher only."""
     router = Router(name=__name__)
-    router.message.filter(F.from_user)  # handlers act as the sender: none, nothing to do
-    router.message.register(solution_photo, CardReply(), F.photo)
-    router.message.register(text_reply, CardReply(), F.text)
+    router.message.filter(On(F.from_user))  # handlers act as the sender: none, nothing to do
+    router.message.register(solution_photo, CardReply(), On(F.photo))
+    router.message.register(text_reply, CardReply(), On(F.text))
     router.message.register(other_reply, CardReply())
-    router.callback_query.register(card_button, F.data.startswith("s:"))
+    router.callback_query.register(card_button, On(F.data.startswith("s:")))
     return router

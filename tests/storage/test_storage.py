@@ -86,8 +86,9 @@ async def test_catalog_sync_is_idempotent(db: Database) -> None:
         await uow.commit()
     async with db.uow() as uow:
         active = await uow.catalog.active_categories()
-        assert [c.title for c in active] == ["Дороги и тротуары"]
-        assert before is not None and active[0].id == before.id
+        assert [(c.code, c.title) for c in active] == [("roads", "Дороги и тротуары")]
+        after = await uow.catalog.category_by_code("roads")
+        assert before is not None and after is not None and after.id == before.id
 
 
 async def test_migrations_match_models(engine: AsyncEngine) -> None:
