@@ -31,9 +31,11 @@ def main() -> int:
     from sqlalchemy.exc import DBAPIError
 
     from bot.app import RedisUnavailable, run
+    from bot.memory import fewer_arenas
     from handlers.vk.errors import VkTokenRejected
     from storage.upgrade import MigrationFailed
 
+    fewer_arenas()
     try:
         asyncio.run(run(settings))
     except CatalogError as exc:

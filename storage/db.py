@@ -44,6 +44,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # SQLite's page cache is per connection (2 MB each by default, a dozen connections):
+        # the working set is small and the OS caches the file for all of them anyway.
+        cursor.execute("PRAGMA cache_size=-512")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

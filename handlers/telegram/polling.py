@@ -61,6 +61,7 @@ async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> 
         await handle_batch(bot, dispatcher, updates, maybe_repeated=first)
         method.offset = updates[-1].update_id + 1
         first = False
+        updates = []  # not held (some 4 MB for a full batch) through the next long poll
 
 
 async def handle_batch(
