@@ -33,11 +33,11 @@ from bot.core.ports import Sender
 from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, RateLimiter
 from bot.core.routing import RoutingService
 from bot.duties import run_duty
+from bot.lazy_models import AIOGRAM, VKBOTTLE, defer_models
 from bot.memory import give_back, rss_mb
 from bot.scheduler import start_deadline_scan
 from bot.settings import Settings
 from handlers.telegram.isolation import ChatLocks
-from handlers.telegram.lazy_models import defer_aiogram_models
 from handlers.telegram.polling import poll
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
@@ -230,6 +230,7 @@ def vk_client(settings: Settings) -> VkClient | None:
     if settings.vk_token is None:
         return None
     from handlers.vk.client import VkClient as Client
+    from handlers.vk.setup import build_vk_bot  # noqa: F401  (vkbottle's models, loaded now)
 
     return Client(settings.vk_token, settings.vk_api_url)
 
@@ -259,9 +260,9 @@ async def run(settings: Settings) -> None:
             "Telegram bot to reach the department groups"
         )
     isolation = await event_isolation(settings)
-    deferred = defer_aiogram_models()
+    deferred = defer_models(*AIOGRAM, *(VKBOTTLE if vk is not None else ()))
     give_back()
-    log.info("memory: %d aiogram models validate once used; %.0f MB", deferred, rss_mb())
+    log.info("memory: %d models validate once used; %.0f MB", deferred, rss_mb())
     # What start-up made (aiogram's hundreds of thousands of model objects above all) lives as
     # long as the process: out of the collector's sight, a full collection no longer walks it
     # (each took some 130 ms, several a minute under load).

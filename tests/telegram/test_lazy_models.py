@@ -21,8 +21,8 @@ from aiogram.types import (
 
 out = {}
 if sys.argv[1] == "lazy":
-    from handlers.telegram.lazy_models import defer_aiogram_models
-    out["deferred"] = defer_aiogram_models()
+    from bot.lazy_models import AIOGRAM, defer_models
+    out["deferred"] = defer_models(*AIOGRAM)
     out["stand_in_before_use"] = type(Message.__pydantic_validator__).__name__
 
 USER = {"id": 7, "is_bot": False, "first_name": "Анна"}

@@ -1,11 +1,12 @@
-"""aiogram's models get their pydantic validators and serializers when first used, not at import.
+"""The platforms' models get their pydantic validators and serializers when first used.
 
 aiogram builds a validator and a serializer for each of its ~590 types and methods at import,
 each with inline copies of every type it nests: some 80 MB of the process, for a bot that meets
-a few dozen of them. :func:`defer_aiogram_models` swaps each for pydantic's own stand-in (the
-one it gives models declared with ``defer_build``), which builds the real one from the class's
-core schema the first time it is touched. Same schema, same config: they validate and dump
-exactly as before; the first update of a kind costs a few milliseconds more.
+a few dozen of them; vkbottle's thousands of VK models add 60 MB more. :func:`defer_models`
+swaps each for pydantic's own stand-in (the one it gives models declared with ``defer_build``),
+which builds the real one from the class's core schema the first time it is touched. Same
+schema, same config: they validate and dump exactly as before; the first update of a kind
+costs a few milliseconds more.
 
 This leans on pydantic's internals (the stand-in class, the validator factory). Should they
 move in a later pydantic, nothing is deferred and the bot runs as it did, with the memory.
@@ -14,6 +15,7 @@ move in a later pydantic, nothing is deferred and the bot runs as it did, with t
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -21,18 +23,21 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def defer_aiogram_models() -> int:
-    """Defer the validators and serializers of aiogram's types and methods; how many models."""
+AIOGRAM = ("aiogram.types", "aiogram.methods")
+VKBOTTLE = ("vkbottle_types",)
+
+
+def defer_models(*packages: str) -> int:
+    """Defer the validators and serializers of the models in the loaded modules of
+    ``packages``; how many models."""
     try:
-        import aiogram.methods
-        import aiogram.types
         from pydantic import BaseModel
         from pydantic._internal._config import ConfigWrapper
         from pydantic._internal._mock_val_ser import MockValSer
         from pydantic.plugin._schema_validator import create_schema_validator
         from pydantic_core import SchemaSerializer
     except ImportError as exc:  # a pydantic that moved its internals: keep aiogram's models
-        log.info("aiogram's models are kept as built (%s)", exc)
+        log.info("the platforms' models are kept as built (%s)", exc)
         return 0
 
     def defer(cls: type[BaseModel]) -> None:
@@ -61,7 +66,12 @@ def defer_aiogram_models() -> int:
         cls.__pydantic_serializer__ = _stand_in(MockValSer, "serializer", serializer)
 
     deferred = 0
-    for cls in _models(BaseModel, aiogram.types, aiogram.methods):
+    modules = [
+        module
+        for name, module in list(sys.modules.items())
+        if module is not None and any(name == p or name.startswith(p + ".") for p in packages)
+    ]
+    for cls in _models(BaseModel, modules):
         try:
             defer(cls)
         except Exception as exc:  # one odd model stays as built; the others are still deferred
@@ -80,12 +90,11 @@ def _stand_in(mock: Any, kind: str, build: Callable[[], Any]) -> Any:
     )
 
 
-def _models(base: type[Any], *modules: ModuleType) -> list[type[Any]]:
-    """The complete pydantic models the modules export (generic templates aside)."""
-    found: dict[str, type[Any]] = {}
+def _models(base: type[Any], modules: list[ModuleType]) -> list[type[Any]]:
+    """The complete pydantic models the modules hold (generic templates aside), each once."""
+    found: dict[int, type[Any]] = {}
     for module in modules:
-        for name in dir(module):
-            cls = getattr(module, name)
+        for cls in list(vars(module).values()):
             if (
                 isinstance(cls, type)
                 and issubclass(cls, base)
@@ -93,5 +102,5 @@ def _models(base: type[Any], *modules: ModuleType) -> list[type[Any]]:
                 and "__pydantic_validator__" in cls.__dict__
                 and not getattr(cls, "__pydantic_generic_metadata__", {}).get("parameters")
             ):
-                found[f"{cls.__module__}.{cls.__qualname__}"] = cls
+                found[id(cls)] = cls
     return list(found.values())
