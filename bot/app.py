@@ -33,7 +33,7 @@ from bot.core.ports import Sender
 from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, RateLimiter
 from bot.core.routing import RoutingService
 from bot.duties import run_duty
-from bot.lazy_models import AIOGRAM, VKBOTTLE, defer_models
+from bot.lazy_models import AIOGRAM, defer_models
 from bot.memory import give_back, rss_mb
 from bot.scheduler import start_deadline_scan
 from bot.settings import Settings
@@ -230,7 +230,6 @@ def vk_client(settings: Settings) -> VkClient | None:
     if settings.vk_token is None:
         return None
     from handlers.vk.client import VkClient as Client
-    from handlers.vk.setup import build_vk_bot  # noqa: F401  (vkbottle's models, loaded now)
 
     return Client(settings.vk_token, settings.vk_api_url)
 
@@ -260,7 +259,7 @@ async def run(settings: Settings) -> None:
             "Telegram bot to reach the department groups"
         )
     isolation = await event_isolation(settings)
-    deferred = defer_models(*AIOGRAM, *(VKBOTTLE if vk is not None else ()))
+    deferred = defer_models(*AIOGRAM)
     give_back()
     log.info("memory: %d models validate once used; %.0f MB", deferred, rss_mb())
     # What start-up made (aiogram's hundreds of thousands of model objects above all) lives as

@@ -1,12 +1,12 @@
-"""The platforms' models get their pydantic validators and serializers when first used.
+"""aiogram's models get their pydantic validators and serializers when first used.
 
 aiogram builds a validator and a serializer for each of its ~590 types and methods at import,
 each with inline copies of every type it nests: some 80 MB of the process, for a bot that meets
-a few dozen of them; vkbottle's thousands of VK models add 60 MB more. :func:`defer_models`
-swaps each for pydantic's own stand-in (the one it gives models declared with ``defer_build``),
-which builds the real one from the class's core schema the first time it is touched. Same
-schema, same config: they validate and dump exactly as before; the first update of a kind
-costs a few milliseconds more.
+a few dozen of them. :func:`defer_models` swaps each for pydantic's own stand-in, the one it
+gives models declared with ``defer_build`` (as vkbottle declares its own), which builds the
+real one from the class's core schema the first time it is touched. Same schema, same config:
+they validate and dump exactly as before; the first update of a kind costs a few milliseconds
+more.
 
 This leans on pydantic's internals (the stand-in class, the validator factory). Should they
 move in a later pydantic, nothing is deferred and the bot runs as it did, with the memory.
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 
 AIOGRAM = ("aiogram.types", "aiogram.methods")
-VKBOTTLE = ("vkbottle_types",)
 
 
 def defer_models(*packages: str) -> int:
