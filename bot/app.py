@@ -21,8 +21,6 @@ from aiogram.types import (
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.appeals import StaffService
 from bot.core.catalog import load_catalog
@@ -101,20 +99,10 @@ def make_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token)
 
 
-async def migrate(engine: AsyncEngine, url: str) -> None:
-    """The schema to head: in a child process, so that alembic never weighs on this one; an
-    in-memory SQLite database exists only in ``engine``, so it is migrated here."""
-    if make_url(url).database in (None, "", ":memory:"):
-        from storage.migrate import upgrade_to_head
-
-        await upgrade_to_head(engine)
-        return
-    await upgrade_in_child(url)
-
-
 async def prepare_database(settings: Settings) -> Database:
+    # The schema to head in a child process: alembic never weighs on this one.
+    await upgrade_in_child(settings.database_url)
     engine = create_engine(settings.database_url)
-    await migrate(engine, settings.database_url)
     db = Database(session_factory(engine))
     catalog = load_catalog(settings.categories_file)
     async with db.uow() as uow:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -56,11 +57,25 @@ class CategoryChoice:
 
 
 class CatalogCache:
-    """The active categories, read once per process: every resident's category step shows
-    them, and they change only when the catalogue is synced (at start, from the file)."""
+    """The active categories: every resident's category step shows them, and they change only
+    when a process syncs the catalogue at start. Read again after a minute, so that processes
+    started before a new categories file follow the one that synced it."""
+
+    TTL = 60.0
 
     def __init__(self) -> None:
-        self.choices: tuple[CategoryChoice, ...] | None = None
+        self._choices: tuple[CategoryChoice, ...] | None = None
+        self._read_at = 0.0
+
+    @property
+    def choices(self) -> tuple[CategoryChoice, ...] | None:
+        if self._choices is not None and time.monotonic() - self._read_at > self.TTL:
+            self._choices = None
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: tuple[CategoryChoice, ...] | None) -> None:
+        self._choices, self._read_at = value, time.monotonic()
 
 
 class CatalogRepo:

@@ -21,7 +21,6 @@ from bot.core.config import CoreConfig
 from bot.core.export import write_xlsx
 from bot.core.periods import Period
 from storage import report_queries as q
-from storage.db import READ_ONLY
 from storage.models import Appeal
 from storage.uow import Database
 
@@ -167,8 +166,7 @@ def focus(cells: list[tuple[int, int, int]], size: int, box: q.Box, share: float
 async def reading(db: Database) -> AsyncIterator[AsyncSession]:
     """A session that only reads: on SQLite it takes no write lock, so a report over months of
     appeals never makes a resident's new appeal wait."""
-    async with db.uow() as uow:
-        await uow.session.connection(execution_options={READ_ONLY: True})
+    async with db.uow(read_only=True) as uow:
         yield uow.session
 
 

@@ -30,11 +30,11 @@ class ChatLocks(BaseEventIsolation):
             async with lock:
                 yield
         finally:
-            lock, users = self._locks[key]
-            if users == 1:
+            entry = self._locks.get(key)
+            if entry is not None and entry[1] == 1:
                 del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            elif entry is not None:
+                self._locks[key] = (entry[0], entry[1] - 1)
 
     @property
     def held(self) -> int:

@@ -39,7 +39,8 @@ async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> 
     method = GetUpdates(timeout=POLL_TIMEOUT, allowed_updates=allowed_updates)
     delay = 1.0
     # Only the first batch can hold updates handled before (by a process that crashed, or
-    # polled until this one took over): each later one follows a confirmed offset.
+    # polled until this one took over): each later one follows a confirmed offset, unless
+    # getUpdates failed meanwhile (409: another poller got in and may have left some).
     first = True
     while True:
         try:
@@ -48,10 +49,12 @@ async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> 
             raise
         except TelegramConflictError:
             log.warning("another process polls this bot (409); retrying in %.0fs", MAX_DELAY)
+            first = True  # it may have handled updates without confirming them
             await asyncio.sleep(MAX_DELAY)
             continue
         except Exception as exc:
             log.warning("getUpdates failed (%s); retrying in %.0fs", exc.__class__.__name__, delay)
+            first = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
             continue

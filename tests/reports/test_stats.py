@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -172,7 +173,9 @@ async def test_a_report_being_read_does_not_hold_up_new_appeals(sqlite_db: Datab
     await seeder.add("roads", at(18, 10))
     async with reading(sqlite_db) as session:
         assert await session.scalar(select(func.count()).select_from(Appeal)) == 1
-        await seeder.add("roads", at(18, 11))  # a resident's appeal, written meanwhile
+        # A resident's appeal, written meanwhile by another task (as the bot's would be).
+        async with asyncio.timeout(5):
+            await asyncio.create_task(seeder.add("roads", at(18, 11)))
         # the report still sees its own snapshot
         assert await session.scalar(select(func.count()).select_from(Appeal)) == 1
     async with reading(sqlite_db) as session:
