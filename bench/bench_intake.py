@@ -21,8 +21,9 @@ import os
 import pstats
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import text
@@ -52,6 +53,7 @@ class Row:
     appeals: int
     cpu_seconds: float
     threads: dict[str, float]
+    calls: Counter[str] = field(default_factory=Counter)  # Bot API calls by method, no polls
 
     @property
     def rate(self) -> float:
@@ -121,16 +123,23 @@ async def run_ours(
         driver = Driver(fake)
         cpu_before = bot.cpu_seconds()
         threads_before = thread_cpu(bot.pid)
+        mark = fake.mark()
         result = await driver.drive(driver.residents(residents, photo))
         cpu = bot.cpu_seconds() - cpu_before
         threads = {
             name: seconds - threads_before.get(name, 0.0)
             for name, seconds in thread_cpu(bot.pid).items()
         }
+        calls = api_calls(fake, mark)
     finally:
         await bot.stop()
         await fake.stop()
-    return Row("priemnaya", label, result, len(result.numbers), cpu, threads)
+    return Row("priemnaya", label, result, len(result.numbers), cpu, threads, calls)
+
+
+def api_calls(fake: IndexedTelegram, since: int) -> Counter[str]:
+    """The bot's Bot API calls after ``since`` by method, long polls left out."""
+    return Counter(r.method for r in fake.requests[since:] if r.name != "getupdates")
 
 
 async def run_echo(residents: int, messages: int, workdir: Path) -> Row:
@@ -143,14 +152,16 @@ async def run_echo(residents: int, messages: int, workdir: Path) -> Row:
         driver = Driver(fake)
         people = driver.residents(residents)
         cpu_before = bot.cpu_seconds()
+        mark = fake.mark()
         began = time.time()
         await asyncio.gather(*(echo_chat(fake, r, messages) for r in people))
         ends = [began, *(fake.by_chat[r.chat_id][-1].at for r in people if r.latencies)]
         cpu = bot.cpu_seconds() - cpu_before
+        calls = api_calls(fake, mark)
     finally:
         await bot.stop()
         await fake.stop()
-    return Row("aiogram echo", "—", DriveResult(people, max(ends) - began), 0, cpu, {})
+    return Row("aiogram echo", "—", DriveResult(people, max(ends) - began), 0, cpu, {}, calls)
 
 
 async def echo_chat(fake: IndexedTelegram, resident: Resident, messages: int) -> None:
@@ -251,6 +262,9 @@ async def run(args: argparse.Namespace) -> None:
             print(f"failed residents: {len(failed)}; steps re-sent after a timeout: {resends}")
             busy = sorted(row.threads.items(), key=lambda item: -item[1])
             print("bot CPU by thread: " + ", ".join(f"{n} {s:.1f}s" for n, s in busy if s >= 0.1))
+            per_update = sum(row.calls.values()) / max(row.result.answered, 1)
+            methods = ", ".join(f"{m} {n}" for m, n in row.calls.most_common())
+            print(f"Bot API calls: {per_update:.2f} per update ({methods})")
         if profile is not None and profile.exists():
             print_profile(profile)
         print()

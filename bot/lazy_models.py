@@ -39,6 +39,8 @@ def defer_models(*packages: str) -> int:
         log.info("the platforms' models are kept as built (%s)", exc)
         return 0
 
+    stand_in = _stand_in_class(MockValSer)
+
     def defer(cls: type[BaseModel]) -> None:
         schema = cls.__pydantic_core_schema__
         config = ConfigWrapper(cls.model_config, check=False)
@@ -61,8 +63,8 @@ def defer_models(*packages: str) -> int:
             cls.__pydantic_serializer__ = built
             return built
 
-        cls.__pydantic_validator__ = _stand_in(MockValSer, "validator", validator)
-        cls.__pydantic_serializer__ = _stand_in(MockValSer, "serializer", serializer)
+        cls.__pydantic_validator__ = _stand_in(stand_in, "validator", validator)
+        cls.__pydantic_serializer__ = _stand_in(stand_in, "serializer", serializer)
 
     deferred = 0
     modules = [
@@ -80,8 +82,21 @@ def defer_models(*packages: str) -> int:
     return deferred
 
 
-def _stand_in(mock: Any, kind: str, build: Callable[[], Any]) -> Any:
-    return mock(
+def _stand_in_class(mock: Any) -> Any:
+    class StandIn(mock):  # type: ignore[misc]
+        def __getattr__(self, item: str) -> Any:
+            # pydantic-core, building a validator, asks each model class it meets (this one
+            # included) for a prebuilt validator by a dunder name. A stand-in has none: were
+            # the question to build it, a build would start itself over and over, ~200 deep.
+            if item.startswith("__"):
+                raise AttributeError(item)
+            return super().__getattr__(item)
+
+    return StandIn
+
+
+def _stand_in(stand_in: Any, kind: str, build: Callable[[], Any]) -> Any:
+    return stand_in(
         f"aiogram model's {kind} could not be built",
         code="class-not-fully-defined",
         val_or_ser=kind,

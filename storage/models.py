@@ -85,7 +85,10 @@ class Category(Base):
 
 class Resident(Base):
     __tablename__ = "residents"
-    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "external_id"),
+        Index("ix_residents_banned_at", "banned_at"),  # who is banned: read every few seconds
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))

@@ -78,6 +78,45 @@ class CatalogCache:
         self._choices, self._read_at = value, time.monotonic()
 
 
+BanKey = tuple[str, str]  # (platform, external id)
+
+
+class BannedCache:
+    """Who is banned, as this process last read it. Every update of every resident is checked
+    and hardly anyone is banned: the check costs no query. Read again after ``TTL`` seconds,
+    so that a ban made in another process holds here within that time; this process's own bans
+    and unbans hold at once."""
+
+    TTL = 5.0
+
+    def __init__(self) -> None:
+        self._keys: set[BanKey] | None = None
+        self._read_at = 0.0
+        self._edits: list[tuple[BanKey, bool]] | None = None  # made while a read is under way
+        self.reading = asyncio.Lock()
+
+    def fresh(self) -> set[BanKey] | None:
+        if self._keys is not None and time.monotonic() - self._read_at > self.TTL:
+            return None
+        return self._keys
+
+    def begin_read(self) -> None:
+        self._edits = []  # a read that failed left its own: they are older than this one
+
+    def replace(self, keys: set[BanKey]) -> None:
+        """The set just read; edits made since ``begin_read`` are newer and stay."""
+        edits, self._edits = self._edits or [], None
+        for key, banned in edits:
+            (keys.add if banned else keys.discard)(key)
+        self._keys, self._read_at = keys, time.monotonic()
+
+    def mark(self, key: BanKey, banned: bool) -> None:
+        if self._edits is not None:
+            self._edits.append((key, banned))
+        if self._keys is not None:
+            (self._keys.add if banned else self._keys.discard)(key)
+
+
 class CatalogRepo:
     def __init__(self, session: AsyncSession, cache: CatalogCache | None = None) -> None:
         self.session = session
@@ -302,6 +341,13 @@ class ResidentRepo:
             )
         ).first()
         return None if row is None else (row[0], row[1], row[2], bool(row[3]))
+
+    async def banned_keys(self) -> set[BanKey]:
+        """Every banned resident, by platform and id (a range on ix_residents_banned_at)."""
+        rows = await self.session.execute(
+            select(Resident.platform, Resident.external_id).where(Resident.banned_at.is_not(None))
+        )
+        return {(platform, external_id) for platform, external_id in rows}
 
     async def claim_ban_notice(self, resident_id: int) -> bool:
         """Mark the ban as told; True for the one caller that flipped it (told exactly once)."""
@@ -990,6 +1036,7 @@ class Database:
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self.factory = factory
         self.catalog_cache = CatalogCache()
+        self.banned = BannedCache()
         self.write_turn = WriteTurn() if self.engine.dialect.name == "sqlite" else None
 
     def uow(self, read_only: bool = False) -> UnitOfWork:

@@ -15,7 +15,7 @@ from bot.core.model import Keyboard, Outcome, Platform, Reply, ResidentRef, Staf
 from bot.core.numbering import normalize_number
 from bot.core.routing import ONLY_COORDINATORS
 from storage.models import Appeal, Resident
-from storage.uow import Database, UnitOfWork, utcnow
+from storage.uow import BanKey, Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,13 @@ class BanService:
         the list holds the one message telling them so (the first time) or nothing."""
         if is_coordinator(self.config, who):
             return None
-        # Every update of every resident passes here: a read that takes no write lock.
+        key = (who.platform.value, who.user_id)
+        if key not in await self._banned_keys():
+            return None
         async with self.db.uow(read_only=True) as uow:
-            state = await uow.residents.ban_state(who.platform.value, who.user_id)
+            state = await uow.residents.ban_state(*key)
         if state is None or state[1] is None:
+            self.db.banned.mark(key, banned=False)  # unbanned in another process
             return None
         resident_id, _, reason, notified = state
         if notified:
@@ -65,6 +68,22 @@ class BanService:
             await uow.commit()
         log.info("resident %s (banned) told of the ban", resident_id)
         return [Reply(texts.banned(reason), Keyboard(remove=True))]
+
+    async def _banned_keys(self) -> set[BanKey]:
+        """Every update of every resident asks: answered from memory, read again every few
+        seconds (``BannedCache``)."""
+        cache = self.db.banned
+        keys = cache.fresh()
+        if keys is not None:
+            return keys
+        async with cache.reading:
+            keys = cache.fresh()
+            if keys is None:
+                cache.begin_read()
+                async with self.db.uow(read_only=True) as uow:
+                    keys = await uow.residents.banned_keys()
+                cache.replace(keys)
+        return keys
 
     def _refusal(self, actor: StaffActor) -> Outcome | None:
         if not actor.is_coordinator:
@@ -130,6 +149,7 @@ class BanService:
             await self._refresh(uow, appeal, resident)
             open_count = len(await uow.appeals.open_of_resident(resident.id))
             await uow.commit()
+        self.db.banned.mark((resident.platform, resident.external_id), banned=True)
         log.info("resident %s banned by %s (appeal %s)", resident.id, actor.user_id, number)
         said = f"⛔ Автор обращения № {number} — {self._who(resident)} — заблокирован."
         if reason:
@@ -168,6 +188,7 @@ class BanService:
             await uow.appeals.add_event(appeal.id, "unbanned", actor.name)
             await self._refresh(uow, appeal, resident)
             await uow.commit()
+        self.db.banned.mark((resident.platform, resident.external_id), banned=False)
         log.info("resident %s unbanned by %s (appeal %s)", resident.id, actor.user_id, number)
         return Outcome(
             ok=True,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bot.core import texts
 from bot.core.bans import BanService
@@ -15,7 +16,7 @@ from bot.core.intake import IntakeService
 from bot.core.model import Platform, ResidentRef, StaffActor, Step
 from bot.core.routing import ONLY_COORDINATORS
 from storage.models import Appeal, AppealEvent, Draft, OutboxMessage, Resident
-from storage.uow import Database, utcnow
+from storage.uow import BannedCache, Database, utcnow
 from tests.conftest import COORDINATOR
 from tests.core.test_intake import ANNA, DESCRIPTION, fill_until_confirm, press, step_of, text
 
@@ -209,6 +210,44 @@ async def test_ban_is_told_once_recorded_and_lifted(db: Database, config: CoreCo
     notice = await bans.gate(ANNA)
     assert notice is not None and notice[0].text == texts.banned(None)
     assert await bans.gate(ANNA) == []
+
+
+async def test_a_ban_from_another_process_holds_within_seconds(
+    db: Database, config: CoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each process keeps who is banned in memory: the gate of a resident nobody banned reads
+    nothing, a ban made by another process (its own Database) holds here once the set is read
+    again, and an unban elsewhere lets the resident through at once."""
+    monkeypatch.setattr(BannedCache, "TTL", 0.3)
+    here = IntakeService(db, config)
+    elsewhere = IntakeService(Database(db.factory), config)
+    number = await file(here, ANNA)
+    assert await here.bans.gate(ANNA) is None  # the set is read now
+
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        for _ in range(5):
+            assert await here.bans.gate(ANNA) is None
+            assert await here.bans.gate(BORIS) is None
+        assert statements == []
+
+        assert (await elsewhere.bans.ban(BOSS, number)).ok
+        assert await elsewhere.bans.gate(ANNA) is not None  # that process: at once
+        await asyncio.sleep(0.4)
+        told = await here.bans.gate(ANNA)
+        assert told is not None and told == []  # the other process told her already
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+
+    assert (await elsewhere.bans.unban(BOSS, number)).ok
+    assert await here.bans.gate(ANNA) is None  # not a stale ban, though the set still has her
+    async with db.uow() as uow:
+        assert await uow.residents.banned_keys() == set()
 
 
 async def test_who_may_ban_and_whom(db: Database, config: CoreConfig) -> None:
