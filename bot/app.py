@@ -27,6 +27,7 @@ from bot.core.catalog import load_catalog
 from bot.core.config import CoreConfig
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
+from bot.core.model import Platform
 from bot.core.ports import Sender
 from bot.core.ratelimit import TELEGRAM_LIMITS, VK_LIMITS, RateLimiter
 from bot.core.routing import RoutingService
@@ -238,7 +239,10 @@ async def run(settings: Settings) -> None:
         senders["vk"] = VkSender(vk)
         limiters["vk"] = RateLimiter(VK_LIMITS, is_group=lambda _chat: False)
     worker = OutboxWorker(db, config, senders, limiters)
-    intake, staff = IntakeService(db, config), StaffService(db, config)
+    # Telegram's front answers residents directly, the «принято» included; VK's answers all
+    # leave through the queue, paced to VK's limit.
+    intake = IntakeService(db, config, confirms_directly=(Platform.TELEGRAM.value,))
+    staff = StaffService(db, config)
     if not config.coordinator_ids:
         log.warning("COORDINATOR_IDS is empty: nobody can /bind groups or see unrouted appeals")
     if bot is None:

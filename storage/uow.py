@@ -579,25 +579,46 @@ class OutboxRepo:
         payload: dict[str, Any],
         appeal_id: int | None = None,
         delay: timedelta = timedelta(0),
-    ) -> None:
+    ) -> OutboxMessage:
         now = utcnow()
         if platform == "vk" and "random_id" not in payload:
             # VK drops a second messages.send with the same random_id: stored with the row, it
             # makes a retry after a timeout or a crash safe. Random, not the row id, so that a
             # fresh database cannot repeat an id VK still remembers.
             payload = {**payload, "random_id": secrets.randbelow(2**31 - 1) + 1}
-        self.session.add(
-            OutboxMessage(
-                platform=platform,
-                chat_id=str(chat_id),
-                kind=kind,
-                appeal_id=appeal_id,
-                payload=payload,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now + delay,
-                created_at=now,
+        message = OutboxMessage(
+            platform=platform,
+            chat_id=str(chat_id),
+            kind=kind,
+            appeal_id=appeal_id,
+            payload=payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now + delay,
+            created_at=now,
+        )
+        self.session.add(message)
+        return message
+
+    async def has_pending(self, platform: str, chat_id: str) -> bool:
+        """Whether anything waits for this chat (a range on ix_outbox_chat)."""
+        found = await self.session.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.platform == platform,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status == "pending",
             )
+            .limit(1)
+        )
+        return found is not None
+
+    async def release(self, message_id: int) -> None:
+        """A message held back for its handler goes to the queue: due now."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending")
+            .values(next_attempt_at=utcnow())
         )
 
     async def pending_ids(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.core import notify, texts
 from bot.core.cards import status_keyboard
@@ -20,7 +20,7 @@ from bot.core.deadlines import (
 from bot.core.model import Button, Outcome, ResidentRef, StaffActor, Status, inline
 from bot.core.numbering import appeal_number, normalize_number
 from bot.core.ports import PhotoRef
-from storage.models import Appeal
+from storage.models import Appeal, OutboxMessage
 from storage.uow import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,22 @@ __all__ = [
 ]
 
 
+class Submitted(NamedTuple):
+    appeal: Appeal
+    # The resident's «принято», held back for the caller to send (see ``submit``), or None.
+    confirmation: OutboxMessage | None
+
+
 async def submit(
-    uow: UnitOfWork, config: CoreConfig, who: ResidentRef, data: dict[str, Any]
-) -> Appeal:
-    """Number, store and route a finished draft, queueing the resident's confirmation."""
+    uow: UnitOfWork,
+    config: CoreConfig,
+    who: ResidentRef,
+    data: dict[str, Any],
+    hold_confirmation: timedelta | None = None,
+) -> Submitted:
+    """Number, store and route a finished draft, queueing the resident's confirmation (held
+    back ``hold_confirmation`` for the caller to send at once, when given: see
+    ``notify.to_resident``)."""
     category = await uow.catalog.category_by_code(str(data["category"]))
     if category is None:
         raise LookupError("category vanished from the catalogue")
@@ -91,9 +103,9 @@ async def submit(
     accepted = texts.accepted(
         appeal.number, dept_name, config.format_moment(appeal.deadline_at), category.regional
     )
-    await notify.to_resident(uow, appeal, accepted)
+    confirmation = await notify.to_resident(uow, appeal, accepted, hold=hold_confirmation)
     log.info("appeal %s submitted (category %s)", appeal.number, category.code)
-    return appeal
+    return Submitted(appeal, confirmation)
 
 
 class StaffService:

@@ -41,6 +41,8 @@ KEEP_EVENT_CLAIMS = timedelta(days=7)
 HOUSEKEEPING_EVERY = 3600.0  # seconds
 BATCH = 1000  # chats looked at per read
 REFRESH = 0.25  # seconds a read of the chats' next messages is used before reading again
+# A held message not sent within this is left to the queue, well before its hold ends.
+DELIVER_NOW_WITHIN = 10.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -79,6 +81,28 @@ class OutboxWorker:
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out at once."""
         self._wake.set()
+
+    async def deliver_now(self, item: OutboxMessage) -> None:
+        """Send a message its handler held back from the queue (``notify.to_resident``'s
+        ``hold``) as that handler's own answer: now, not after other chats' notifications
+        waiting for the platform's overall limit. Recorded as the queue records its own; a
+        failure leaves it to the queue (a retry after a 429 or a network error, the
+        resident marked unreachable after a 403). Should the chat be busy here, it joins the
+        queue in turn; should this process stop before it is recorded, the queue (in this
+        process or another) sends it once the hold runs out: at most once more."""
+        self.wake()  # what was queued with it (the card) goes as usual
+        chat = (item.platform, item.chat_id)
+        if chat in self._busy_chats or item.platform not in self.senders:
+            async with self.db.uow() as uow:
+                await uow.outbox.release(item.id)
+                await uow.commit()
+            return
+        self._busy_chats.add(chat)
+        try:
+            async with asyncio.timeout(DELIVER_NOW_WITHIN):
+                await self._deliver_guarded(item, [])
+        except TimeoutError:
+            log.warning("outbox %s: no answer from the platform; left to the queue", item.id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop``: up to ``concurrency`` messages on their way at any moment,

@@ -8,6 +8,7 @@ is expected while the draft stays as it was.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from bot.core.model import (
     Step,
     inline,
 )
-from storage.models import Category
+from storage.models import Category, OutboxMessage
 from storage.uow import CategoryChoice, Database, UnitOfWork, utcnow
 
 MENU = Keyboard(rows=((Button(texts.MENU_NEW), Button(texts.MENU_MY)),), inline=False)
@@ -55,10 +56,17 @@ CONFIRM_CHOICE = inline(
 )
 
 
+# How long a resident's «принято» waits for its front to send it before the queue does.
+CONFIRMATION_HOLD = timedelta(seconds=30)
+
+
 @dataclass
 class IntakeResult:
     replies: list[Reply] = field(default_factory=list)
     submitted_number: str | None = None
+    # The «принято» the front sends itself, now (``OutboxWorker.deliver_now``), when its
+    # platform is among ``IntakeService``'s ``confirms_directly``.
+    confirmation: OutboxMessage | None = None
 
     @property
     def wrote_outbox(self) -> bool:
@@ -101,9 +109,14 @@ def normalize_phone(text: str) -> str | None:
 
 
 class IntakeService:
-    def __init__(self, db: Database, config: CoreConfig) -> None:
+    def __init__(
+        self, db: Database, config: CoreConfig, confirms_directly: Collection[str] = ()
+    ) -> None:
         self.db = db
         self.config = config
+        # Platforms whose front answers residents directly and so sends the «принято» with the
+        # number itself, rather than after the queue's other chats' notifications (Telegram).
+        self.confirms_directly = frozenset(confirms_directly)
         # Asked by the fronts before anything else: a banned resident's update is dropped.
         self.bans = BanService(db, config)
 
@@ -248,7 +261,7 @@ class IntakeService:
             replies = replies + await self._prompt(uow, outcome.next_step, data)
         if silent and given.kind is InputKind.PHOTO:
             replies = []  # the rest of an album: the first photo was answered already
-        return IntakeResult(replies, outcome.submitted_number)
+        return IntakeResult(replies, outcome.submitted_number, outcome.confirmation)
 
     # Steps --------------------------------------------------------------------------------
 
@@ -507,9 +520,11 @@ class IntakeService:
             if limited is not None:  # the draft stays at the summary, with its buttons again
                 summary = Reply(await self._summary(uow, data), CONFIRM_CHOICE)
                 return _StepOutcome([limited, summary])
-            appeal = await submit(uow, self.config, who, data)
+            direct = who.platform.value in self.confirms_directly
+            hold = CONFIRMATION_HOLD if direct else None
+            appeal, confirmation = await submit(uow, self.config, who, data, hold)
             await uow.drafts.delete(who.platform.value, who.user_id)
-            return _StepOutcome(submitted_number=appeal.number)
+            return _StepOutcome(submitted_number=appeal.number, confirmation=confirmation)
         if value == "edit":
             return _StepOutcome(next_step=Step.EDIT)
         if value == "cancel":
@@ -632,3 +647,4 @@ class _StepOutcome:
     changed: bool = False
     submitted_number: str | None = None
     deleted: bool = False
+    confirmation: OutboxMessage | None = None

@@ -13,7 +13,7 @@ from uuid import uuid4
 from bot.core.config import CoreConfig
 from bot.core.model import Button, Keyboard, Platform, inline
 from bot.core.ports import PhotoRef
-from storage.models import Appeal
+from storage.models import Appeal, OutboxMessage
 from storage.uow import UnitOfWork
 
 ALBUM_GATHERING = timedelta(seconds=2)
@@ -38,10 +38,15 @@ async def to_resident(
     keyboard: Keyboard | None = None,
     photo: PhotoRef | None = None,
     album: str | None = None,
-) -> None:
+    hold: timedelta | None = None,
+) -> OutboxMessage | None:
+    """Queue a message to the appeal's author. With ``hold``, and nothing else waiting for
+    their chat, it is held back from the queue that long and returned: the caller sends it
+    itself right after the commit (``OutboxWorker.deliver_now``); should that not happen, the
+    queue sends it once the hold runs out."""
     resident = await uow.residents.get(appeal.resident_id)
     if resident is None:
-        return
+        return None
     # Remembered, so that the resident's reply to it reaches the department as a comment.
     payload: dict[str, object] = {"text": text, "remember": "notice"}
     if keyboard is not None:
@@ -55,7 +60,15 @@ async def to_resident(
         # Album parts arrive as separate updates; a short wait lets them leave as one album.
         payload["album"] = album
         delay = ALBUM_GATHERING
-    await uow.outbox.add(resident.platform, resident.chat_id, kind, payload, appeal.id, delay)
+    held = hold is not None and not await uow.outbox.has_pending(
+        resident.platform, resident.chat_id
+    )
+    if held and hold is not None:
+        delay = hold
+    message = await uow.outbox.add(
+        resident.platform, resident.chat_id, kind, payload, appeal.id, delay
+    )
+    return message if held else None
 
 
 async def to_staff(

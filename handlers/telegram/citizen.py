@@ -26,7 +26,9 @@ GROUP_ONLY = "Эта команда работает в группе отдел�
 
 
 async def _answer(bot: Bot, chat_id: int, result: IntakeResult, worker: OutboxWorker) -> None:
-    if result.wrote_outbox:
+    if result.confirmation is not None:
+        await worker.deliver_now(result.confirmation)
+    elif result.wrote_outbox:
         worker.wake()
     await send_replies(bot, chat_id, result.replies)
 
