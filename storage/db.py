@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_one_hop import one_hop_dbapi
+
 READ_ONLY = "priemnaya_read_only"  # an execution option: this transaction never writes
 
 
@@ -32,6 +34,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # (handlers.telegram.polling.LANES), more only at peaks (the outbox's sends).
     kwargs.setdefault("pool_size", 12)
     kwargs.setdefault("max_overflow", 18)
+    one_hop = one_hop_dbapi()
+    if one_hop is not None:
+        kwargs.setdefault("module", one_hop)
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
