@@ -201,7 +201,7 @@ def table(rows: list[Row], echo_rate: float) -> str:
     head = (
         f"{'bot':<14}{'database':<12}{'residents':>10}{'answered':>10}{'seconds':>9}"
         f"{'updates/s':>11}{'appeals/s':>11}{'p50 s':>8}{'p95 s':>8}{'CPU s':>8}"
-        f"{'CPU ms/upd':>11}{'vs echo':>9}{'direct/s':>10}{'vs echo':>9}"
+        f"{'CPU ms/upd':>11}{'vs echo':>9}"
     )
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -212,21 +212,9 @@ def table(rows: list[Row], echo_rate: float) -> str:
             f"{result.seconds:>9.1f}{row.rate:>11.1f}{appeals:>11}"
             f"{percentile(latencies, 0.5):>8.3f}{percentile(latencies, 0.95):>8.3f}"
             f"{row.cpu_seconds:>8.1f}{1000 * row.cpu_seconds / max(result.answered, 1):>11.2f}"
-            f"{row.rate / echo_rate:>9.2f}{_direct(row, echo_rate)}"
+            f"{row.rate / echo_rate:>9.2f}"
         )
-    return (
-        "\n".join(lines)
-        + f"\ntarget: updates/s ≥ {TARGET_RATIO} × the echo bot's"
-        + "\ndirect/s: the steps the bot answers itself, all but «Отправить» (its answer, the"
-        + "\n  number, leaves through the outbox at Telegram's 30 messages/s with the cards)"
-    )
-
-
-def _direct(row: Row, echo_rate: float) -> str:
-    rate = row.result.direct_rate() if row.appeals else None
-    if rate is None:
-        return f"{'—':>10}{'—':>9}"
-    return f"{rate:>10.1f}{rate / echo_rate:>9.2f}"
+    return "\n".join(lines) + f"\ntarget: updates/s ≥ {TARGET_RATIO} × the echo bot's"
 
 
 def print_profile(path: Path, top: int = 25) -> None:

@@ -102,7 +102,6 @@ class Resident:
     photo: bool
     number: str | None = None
     latencies: list[tuple[Step, float]] = field(default_factory=list)
-    answered_at: list[tuple[Step, float]] = field(default_factory=list)  # step, wall clock
     resends: int = 0
     reached: Step = Step.START
     failed: str | None = None
@@ -120,18 +119,6 @@ class Resident:
 class DriveResult:
     residents: list[Resident]
     seconds: float  # from the first message to the last answer
-    began: float = 0.0  # wall clock of the first message
-
-    def direct_rate(self) -> float | None:
-        """Answers per second to the steps the bot answers itself, until the last of them: all
-        but «Отправить», whose answer (the number) is queued with the appeal and leaves through
-        the outbox at Telegram's 30 messages a second, beside the cards (``bench_delivery``)."""
-        times = [
-            at for r in self.residents for step, at in r.answered_at if step is not Step.CONFIRM
-        ]
-        if not times or not self.began:
-            return None
-        return len(times) / (max(times) - self.began)
 
     @property
     def numbers(self) -> dict[int, str]:
@@ -189,7 +176,7 @@ class Driver:
         for resident in residents:
             log = self.fake.by_chat.get(resident.chat_id, [])
             ends.extend(r.at for r in log[-1:])
-        return DriveResult(residents, max(ends) - began, began)
+        return DriveResult(residents, max(ends) - began)
 
     async def play(self, resident: Resident) -> None:
         step = Step.START
@@ -210,7 +197,6 @@ class Driver:
                 return
             answer, _ = found
             resident.latencies.append((step, answer.at - sent_at))
-            resident.answered_at.append((step, answer.at))
             step = self.note(resident, answer)
             resident.reached = step
 

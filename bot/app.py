@@ -184,6 +184,9 @@ async def run_telegram_front(
     await run_duty(lock, lambda: poll(bot, dispatcher, allowed))
 
 
+REDIS_ANSWER_WITHIN = 10.0  # seconds
+
+
 class RedisUnavailable(Exception):
     """REDIS_URL is set but Redis does not answer: every update would fail, so do not start."""
 
@@ -196,9 +199,12 @@ async def event_isolation(settings: Settings) -> BaseEventIsolation:
 
     isolation = RedisEventIsolation.from_url(settings.redis_url)
     try:
-        await isolation.redis.ping()
+        # A host that drops packets would leave the start hanging for the OS's TCP timeout.
+        await asyncio.wait_for(isolation.redis.ping(), REDIS_ANSWER_WITHIN)
     except Exception as exc:
         await isolation.redis.aclose()
+        if isinstance(exc, TimeoutError):
+            raise RedisUnavailable(f"no answer within {REDIS_ANSWER_WITHIN:g} s") from exc
         raise RedisUnavailable(exc.__class__.__name__) from exc
     return isolation
 

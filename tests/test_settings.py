@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import app
 from bot.core.durations import parse_duration
 from bot.settings import SettingsError, load_settings
 from tests.fakes.fake_vk import FakeVK
@@ -190,6 +191,30 @@ def test_a_redis_that_does_not_answer_stops_with_one_line(tmp_path: Path) -> Non
         "Setting REDIS_URL: Redis cannot be reached (ConnectionError)"
     )
     assert "Traceback" not in result.stderr
+
+
+async def test_a_redis_that_accepts_and_stays_silent_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that takes the connection and never answers (or drops the packets) is reported
+    after a while, not waited for until the operating system gives up."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(app, "REDIS_ANSWER_WITHIN", 0.3)
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(app.RedisUnavailable, match=r"no answer within 0\.3 s"):
+            await asyncio.wait_for(app.event_isolation(load_settings(_env_file=None)), 5)
+    finally:
+        for writer in silent:
+            writer.close()
+        server.close()
 
 
 def test_a_database_that_cannot_be_opened_stops_with_one_line(tmp_path: Path) -> None:
