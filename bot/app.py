@@ -37,6 +37,7 @@ from bot.memory import give_back, rss_mb
 from bot.scheduler import start_deadline_scan
 from bot.settings import Settings
 from handlers.telegram.isolation import ChatLocks
+from handlers.telegram.late_answers import LateCallbackAnswers
 from handlers.telegram.polling import poll
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
@@ -96,8 +97,11 @@ def make_bot(settings: Settings) -> Bot:
     assert settings.bot_token is not None
     if settings.telegram_api_url:
         api = TelegramAPIServer.from_base(settings.telegram_api_url)
-        return Bot(settings.bot_token, session=AiohttpSession(api=api))
-    return Bot(settings.bot_token)
+        bot = Bot(settings.bot_token, session=AiohttpSession(api=api))
+    else:
+        bot = Bot(settings.bot_token)
+    bot.session.middleware(LateCallbackAnswers())
+    return bot
 
 
 async def prepare_database(settings: Settings) -> Database:

@@ -613,6 +613,21 @@ class OutboxRepo:
         )
         return found is not None
 
+    async def claim_held(self, message_id: int, hold: timedelta, spare: timedelta) -> bool:
+        """Renew the hold of a message held back from the queue, if at least ``spare`` of it
+        is left: True when this caller may send it (no queue has, or is about to)."""
+        now = utcnow()
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at > now + spare,
+            )
+            .values(next_attempt_at=now + hold)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
     async def release(self, message_id: int) -> None:
         """A message held back for its handler goes to the queue: due now."""
         await self.session.execute(

@@ -41,8 +41,10 @@ KEEP_EVENT_CLAIMS = timedelta(days=7)
 HOUSEKEEPING_EVERY = 3600.0  # seconds
 BATCH = 1000  # chats looked at per read
 REFRESH = 0.25  # seconds a read of the chats' next messages is used before reading again
-# A held message not sent within this is left to the queue, well before its hold ends.
+# A held message the platform has not taken within this is left to the queue (a retry, as
+# after any network error); a claim needs this much of the hold left, and more.
 DELIVER_NOW_WITHIN = 10.0
+CLAIM_SPARE = timedelta(seconds=20)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -85,24 +87,44 @@ class OutboxWorker:
     async def deliver_now(self, item: OutboxMessage) -> None:
         """Send a message its handler held back from the queue (``notify.to_resident``'s
         ``hold``) as that handler's own answer: now, not after other chats' notifications
-        waiting for the platform's overall limit. Recorded as the queue records its own; a
-        failure leaves it to the queue (a retry after a 429 or a network error, the
-        resident marked unreachable after a 403). Should the chat be busy here, it joins the
-        queue in turn; should this process stop before it is recorded, the queue (in this
-        process or another) sends it once the hold runs out: at most once more."""
-        self.wake()  # what was queued with it (the card) goes as usual
+        waiting for the platform's overall limit.
+
+        The handler first claims it: the hold is renewed in the database only if it is still
+        held, with time to spare, so the queue of this or another process can have neither
+        sent it nor be about to. Then it is sent and recorded as the queue records its own; a
+        failure leaves it to the queue (a retry after a 429, a network error or no answer
+        within ``DELIVER_NOW_WITHIN``; the resident marked unreachable after a 403). A
+        message that cannot be claimed, or whose chat is busy here, goes to the queue in
+        turn, at once. Should this process stop before it is recorded, the queue sends it
+        once the hold runs out: at most once more."""
         chat = (item.platform, item.chat_id)
         if chat in self._busy_chats or item.platform not in self.senders:
-            async with self.db.uow() as uow:
-                await uow.outbox.release(item.id)
-                await uow.commit()
+            await self._release(item)
             return
-        self._busy_chats.add(chat)
+        self._busy_chats.add(chat)  # the worker here leaves the chat alone from now on
         try:
-            async with asyncio.timeout(DELIVER_NOW_WITHIN):
-                await self._deliver_guarded(item, [])
-        except TimeoutError:
-            log.warning("outbox %s: no answer from the platform; left to the queue", item.id)
+            async with self.db.uow() as uow:
+                claimed = await uow.outbox.claim_held(item.id, notify.HELD_FOR_SENDER, CLAIM_SPARE)
+                await uow.commit()
+        except Exception as exc:
+            self._busy_chats.discard(chat)
+            log.warning("outbox %s: not claimed (%s); left to the queue", item.id, exc)
+            self.wake()
+            return
+        if not claimed:  # too late: the queue has it, or will have it in a moment
+            self._busy_chats.discard(chat)
+            await self._release(item)
+            return
+        self.wake()  # what was queued with it (the card) goes as usual
+        # Counted as the queue counts its own, so the chat's next message keeps its distance.
+        self.limiters[item.platform].record(item.chat_id, _weight(item))
+        await self._deliver_guarded(item, [], send_within=DELIVER_NOW_WITHIN)
+
+    async def _release(self, item: OutboxMessage) -> None:
+        async with self.db.uow() as uow:
+            await uow.outbox.release(item.id)
+            await uow.commit()
+        self.wake()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop``: up to ``concurrency`` messages on their way at any moment,
@@ -217,10 +239,15 @@ class OutboxWorker:
         finally:
             woken.cancel()
 
-    async def _deliver_guarded(self, item: OutboxMessage, album: list[OutboxMessage]) -> None:
+    async def _deliver_guarded(
+        self,
+        item: OutboxMessage,
+        album: list[OutboxMessage],
+        send_within: float | None = None,
+    ) -> None:
         chat = (item.platform, item.chat_id)
         try:
-            await self._deliver(item, album)
+            await self._deliver(item, album, send_within)
         except Exception as exc:
             # The bookkeeping around a send failed: back off instead of resending every pass.
             log.exception("outbox %s: bookkeeping failed", item.id)
@@ -235,8 +262,11 @@ class OutboxWorker:
             self._busy_chats.discard(chat)
             self._covered.pop(item.id, None)
 
-    async def _deliver(self, item: OutboxMessage, album: list[OutboxMessage]) -> None:
-        """Send ``item`` (with the rest of its album, when it starts one) and record the result."""
+    async def _deliver(
+        self, item: OutboxMessage, album: list[OutboxMessage], send_within: float | None = None
+    ) -> None:
+        """Send ``item`` (with the rest of its album, when it starts one) and record the result;
+        a send not done within ``send_within`` seconds counts as a network error."""
         if _expired(item):
             async with self.db.uow() as uow:
                 await uow.outbox.cancel_one(item.id)
@@ -245,10 +275,11 @@ class OutboxWorker:
         sender = self.senders[item.platform]
         limiter = self.limiters[item.platform]
         try:
-            if album:
-                recorded = await self._send_album(sender, [item, *album])
-            else:
-                recorded = await self._send(sender, item)
+            async with asyncio.timeout(send_within):
+                if album:
+                    recorded = await self._send_album(sender, [item, *album])
+                else:
+                    recorded = await self._send(sender, item)
         except RetryAfter as exc:
             limiter.block(item.chat_id, exc.seconds)
             await self._reschedule(item, timedelta(seconds=exc.seconds), str(exc))

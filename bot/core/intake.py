@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core import texts
+from bot.core import notify, texts
 from bot.core.appeals import submit
 from bot.core.bans import BanService, is_coordinator
 from bot.core.config import CoreConfig
@@ -54,10 +54,6 @@ CONFIRM_CHOICE = inline(
     [Button("✅ Отправить", "i:confirm:submit")],
     [Button("✏️ Изменить", "i:confirm:edit"), Button("✖️ Отмена", "i:confirm:cancel")],
 )
-
-
-# How long a resident's «принято» waits for its front to send it before the queue does.
-CONFIRMATION_HOLD = timedelta(seconds=30)
 
 
 @dataclass
@@ -521,7 +517,7 @@ class IntakeService:
                 summary = Reply(await self._summary(uow, data), CONFIRM_CHOICE)
                 return _StepOutcome([limited, summary])
             direct = who.platform.value in self.confirms_directly
-            hold = CONFIRMATION_HOLD if direct else None
+            hold = notify.HELD_FOR_SENDER if direct else None
             appeal, confirmation = await submit(uow, self.config, who, data, hold)
             await uow.drafts.delete(who.platform.value, who.user_id)
             return _StepOutcome(submitted_number=appeal.number, confirmation=confirmation)

@@ -17,6 +17,8 @@ from storage.models import Appeal, OutboxMessage
 from storage.uow import UnitOfWork
 
 ALBUM_GATHERING = timedelta(seconds=2)
+# How long a message its sender's handler sends itself is kept from the queue (``to_resident``).
+HELD_FOR_SENDER = timedelta(seconds=30)
 
 # Staff chats (department groups, coordinators' private chats) are always in Telegram.
 STAFF_PLATFORM = Platform.TELEGRAM.value

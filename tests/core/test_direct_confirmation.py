@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
+import bot.core.delivery as delivery
 from bot.core.config import CoreConfig
 from bot.core.intake import IntakeResult, IntakeService
-from bot.core.model import ResidentRef
+from bot.core.model import Keyboard, ResidentRef
 from bot.core.ports import RetryAfter
 from storage.models import CardMessage, OutboxMessage
 from storage.uow import Database, utcnow
-from tests.core.recording import drain
+from tests.core.recording import RecordingSender, drain
 from tests.core.test_delivery import make_due, queue_texts
 from tests.core.test_intake import ANNA, fill_until_confirm, press
 from tests.core.test_lifecycle import ROADS_GROUP, World, make_world
@@ -128,5 +130,69 @@ async def test_other_platforms_queue_it_as_before(db: Database, config: CoreConf
     world.intake = IntakeService(db, config)  # no front sends it directly
     result = await submit(world)
     assert result.confirmation is None
+    await drain(world.worker)
+    assert len(accepted(world)) == 1
+
+
+async def test_a_late_handler_leaves_it_to_the_queue(db: Database, config: CoreConfig) -> None:
+    """The handler reaches the send when little of the hold is left (slow answers before it):
+    it does not send, the queue does, at once and once."""
+    world = await direct_world(db, config)
+    result = await submit(world)
+    assert result.confirmation is not None
+    async with db.uow() as uow:
+        await uow.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.chat_id == ANNA.chat_id)
+            .values(next_attempt_at=utcnow() + timedelta(seconds=5))
+        )
+        await uow.commit()
+    await world.worker.deliver_now(result.confirmation)
+    assert accepted(world) == []
+    assert (await confirmation_row(db)).next_attempt_at <= utcnow()  # due now, not in 5 s
+    await drain(world.worker)
+    assert len(accepted(world)) == 1
+
+
+async def test_the_handler_never_sends_what_the_queue_sent(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await direct_world(db, config)
+    result = await submit(world)
+    assert result.confirmation is not None
+    await make_due(db)  # the hold ran out before the handler came
+    await drain(world.worker)
+    assert len(accepted(world)) == 1
+    await world.worker.deliver_now(result.confirmation)
+    assert len(accepted(world)) == 1
+    assert (await confirmation_row(db)).status == "sent"
+
+
+class SilentSender(RecordingSender):
+    """Takes the message and never answers."""
+
+    async def send_text(
+        self, chat_id: str, text: str, keyboard: Keyboard | None, *, key: int = 0
+    ) -> int:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+async def test_a_send_without_answer_is_retried_by_the_queue(
+    db: Database, config: CoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "DELIVER_NOW_WITHIN", 0.2)
+    world = await direct_world(db, config)
+    result = await submit(world)
+    assert result.confirmation is not None
+    silent = SilentSender()
+    world.worker.senders = {"telegram": silent}
+    await asyncio.wait_for(world.worker.deliver_now(result.confirmation), 5)
+    row = await confirmation_row(db)
+    assert row.status == "pending" and row.attempts == 1 and "TimeoutError" in str(row.last_error)
+    assert row.next_attempt_at < utcnow() + timedelta(seconds=5)  # a retry, as after any timeout
+
+    world.worker.senders = {"telegram": world.sender}
+    await make_due(db)
     await drain(world.worker)
     assert len(accepted(world)) == 1
