@@ -116,8 +116,8 @@ class OutboxWorker:
             await self._release(item)
             return
         self.wake()  # what was queued with it (the card) goes as usual
-        # Counted as the queue counts its own, so the chat's next message keeps its distance.
-        self.limiters[item.platform].record(item.chat_id, _weight(item))
+        # The chat's next message (from the queue) keeps its distance from this one.
+        self.limiters[item.platform].record_chat(item.chat_id, _weight(item))
         await self._deliver_guarded(item, [], send_within=DELIVER_NOW_WITHIN)
 
     async def _release(self, item: OutboxMessage) -> None:

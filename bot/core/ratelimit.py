@@ -78,6 +78,13 @@ class RateLimiter:
         # A send that left late (a busy loop) lets the next ones catch up a little: the
         # sliding window above still caps any second at per_second.
         self._global_next = max(self._global_next, now - CATCH_UP) + weight / self.limits.per_second
+        self.record_chat(chat_id, weight)
+
+    def record_chat(self, chat_id: str, weight: int = 1) -> None:
+        """Messages sent to ``chat_id`` outside the queue (a handler's own answer): the chat's
+        next one keeps its distance. The overall budget stays the queue's, as it does for the
+        handlers' other answers."""
+        now = self.clock()
         if self.is_group(chat_id) and self.limits.group_per_minute:
             self._group.setdefault(chat_id, deque()).extend([now] * weight)
         else:

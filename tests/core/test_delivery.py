@@ -137,6 +137,11 @@ def test_rate_limiter_keeps_telegram_limits() -> None:
     limiter.block("77", 10)
     now[0] = 305.0
     assert 4.9 <= limiter.wait_time("77") <= 5.0
+    # A handler's own answer spaces that chat only: the overall budget stays the queue's.
+    now[0] = 400.0
+    limiter.record_chat("88")
+    assert 0.99 <= limiter.wait_time("88") <= 1.0
+    assert limiter.global_wait() == 0 and limiter.wait_time("89") == 0
 
 
 async def test_worker_paces_one_chat(sqlite_db: Database, config: CoreConfig) -> None:
