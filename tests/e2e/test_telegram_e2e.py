@@ -8,6 +8,7 @@ it says more, the database the bot keeps (opened read-only).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -432,3 +433,31 @@ async def test_kill_during_delivery_loses_nothing(
     rows = db_rows(db, "SELECT number FROM appeals")
     assert [r["number"] for r in rows] == [number(1)]
     await until(lambda: outbox_idle(db), "the outbox drained")
+
+
+async def test_the_number_comes_with_the_press_though_telegram_refuses_its_late_answer(
+    fake: FakeTelegram, bot: BotProcess, tmp_path: Path
+) -> None:
+    """After a restart or a backlog Telegram refuses late answers to button presses («query is
+    too old»): the press still has its effect, and the number comes at once from the
+    resident's own handler, not after the queue's hold."""
+    anna = fake.user(501, "Анна")
+    await start_appeal(fake, anna, "roads")
+    await say(
+        fake, anna, "Огромная яма на дороге у дома 5, машины объезжают по встречке", "Где это?"
+    )
+    await say(fake, anna, "ул. Ленина, д. 5", "Пришлите фото")
+    await say(fake, anna, "Пропустить", "номер телефона для связи")
+    fake.send_text(anna, "Пропустить")
+    fake.inject_error(
+        "answerCallbackQuery",
+        400,
+        "Bad Request: query is too old and response timeout expired or query ID is invalid",
+    )
+    pressed = time.monotonic()
+    accepted = await submit(fake, anna, ("Дороги",))
+    assert f"Обращение № {number(1)} принято" in accepted
+    assert time.monotonic() - pressed < 10  # the hold that keeps it from the queue is 30 s
+    assert not fake.find(text_to(anna["id"], "Не получилось"))  # no failure was reported
+    rows = db_rows(tmp_path / "db.sqlite", "SELECT status FROM outbox WHERE chat_id = '501'")
+    assert [row["status"] for row in rows] == ["sent"]
