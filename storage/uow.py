@@ -116,6 +116,12 @@ class BannedCache:
         if self._keys is not None:
             (self._keys.add if banned else self._keys.discard)(key)
 
+    def forget(self, key: BanKey) -> None:
+        """Found unbanned by a read of the resident's row: out of the set as it is now. Not
+        kept over a read under way, which may have begun after a new ban."""
+        if self._keys is not None:
+            self._keys.discard(key)
+
 
 class CatalogRepo:
     def __init__(self, session: AsyncSession, cache: CatalogCache | None = None) -> None:

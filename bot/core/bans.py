@@ -57,7 +57,7 @@ class BanService:
         async with self.db.uow(read_only=True) as uow:
             state = await uow.residents.ban_state(*key)
         if state is None or state[1] is None:
-            self.db.banned.mark(key, banned=False)  # unbanned in another process
+            self.db.banned.forget(key)  # unbanned in another process
             return None
         resident_id, _, reason, notified = state
         if notified:
