@@ -39,6 +39,7 @@ from bot.settings import Settings
 from handlers.telegram.isolation import ChatLocks
 from handlers.telegram.late_answers import LateCallbackAnswers
 from handlers.telegram.polling import poll
+from handlers.telegram.response_types import KeepResponseTypes
 from handlers.telegram.sender import TelegramSender, is_group_chat
 from handlers.telegram.setup import build_dispatcher
 from handlers.telegram.webhook import serve_webhook
@@ -101,6 +102,7 @@ def make_bot(settings: Settings) -> Bot:
     else:
         bot = Bot(settings.bot_token)
     bot.session.middleware(LateCallbackAnswers())
+    bot.session.middleware(KeepResponseTypes())
     return bot
 
 
