@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -263,26 +263,59 @@ class CatalogRepo:
         return appeal_ids
 
 
+# The statements of every step of every conversation, built once and on the tables (not the
+# mapped classes): building a statement, its cache key and the ORM's plan for it cost more CPU
+# than SQLite takes to run it.
+_DRAFTS: Table = Draft.__table__  # type: ignore[assignment]
+_EVENTS: Table = ProcessedEvent.__table__  # type: ignore[assignment]
+_DRAFT_BY_KEY = select(_DRAFTS.c.step, _DRAFTS.c.data).where(
+    _DRAFTS.c.platform == bindparam("platform"),
+    _DRAFTS.c.external_id == bindparam("external_id"),
+)
+_EVENT_SEEN = select(_EVENTS.c.key).where(_EVENTS.c.key == bindparam("key"))
+_RECORD_EVENT = insert(_EVENTS)
+
+
+def _draft_upsert(dialect: Any) -> Any:
+    stmt = dialect.insert(_DRAFTS)
+    kept = ("step", "data", "updated_at")
+    return stmt.on_conflict_do_update(
+        index_elements=[_DRAFTS.c.platform, _DRAFTS.c.external_id],
+        set_={name: stmt.excluded[name] for name in kept},
+    )
+
+
+_DRAFT_UPSERT = {"sqlite": _draft_upsert(sqlite), "postgresql": _draft_upsert(postgresql)}
+
+
+@dataclass(frozen=True)
+class SavedDraft:
+    step: str
+    data: dict[str, Any]
+
+
 class DraftRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, platform: str, external_id: str) -> Draft | None:
-        return await self.session.scalar(
-            select(Draft).where(Draft.platform == platform, Draft.external_id == external_id)
+    async def get(self, platform: str, external_id: str) -> SavedDraft | None:
+        found = await self.session.execute(
+            _DRAFT_BY_KEY, {"platform": platform, "external_id": external_id}
         )
+        row = found.first()
+        return None if row is None else SavedDraft(row.step, row.data)
 
     async def save(self, platform: str, external_id: str, step: str, data: dict[str, Any]) -> None:
         """Insert or overwrite the conversation's draft: one statement, on every step."""
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        values = {"step": step, "data": dict(data), "updated_at": utcnow()}
-        stmt = (
-            insert(Draft)
-            .values(platform=platform, external_id=external_id, **values)
-            .on_conflict_do_update(index_elements=[Draft.platform, Draft.external_id], set_=values)
-        )
-        await self.session.execute(stmt)
+        values = {
+            "platform": platform,
+            "external_id": external_id,
+            "step": step,
+            "data": dict(data),
+            "updated_at": utcnow(),
+        }
+        await self.session.execute(_DRAFT_UPSERT[dialect], values)
 
     async def delete(self, platform: str, external_id: str) -> None:
         await self.session.execute(
@@ -831,15 +864,17 @@ class StateRepo:
             row.value = value
 
     async def event_seen(self, key: str) -> bool:
-        found = await self.session.scalar(
-            select(ProcessedEvent.key).where(ProcessedEvent.key == key)
-        )
-        return found is not None
+        found = await self.session.execute(_EVENT_SEEN, {"key": key})
+        return found.first() is not None
 
     async def remember(self, key: str) -> None:
         """Record ``key`` (once) among the processed events: a mark that ages out with them."""
         if not await self.event_seen(key):
-            self.session.add(ProcessedEvent(key=key, at=utcnow()))
+            await self.record(key)
+
+    async def record(self, key: str) -> None:
+        """Record ``key`` among the processed events (it must not be there yet)."""
+        await self.session.execute(_RECORD_EVENT, {"key": key, "at": utcnow()})
 
     async def purge_events(self, before: datetime) -> int:
         result = await self.session.execute(
@@ -1039,7 +1074,7 @@ class UnitOfWork:
     async def commit(self) -> None:
         claim = _current_event.get()
         if claim is not None and not claim.claimed:
-            self.session.add(ProcessedEvent(key=claim.key, at=utcnow()))
+            await self.state.record(claim.key)
             await self.session.commit()
             claim.claimed = True
         else:
