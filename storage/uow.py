@@ -127,9 +127,13 @@ class CatalogRepo:
     def __init__(self, session: AsyncSession, cache: CatalogCache | None = None) -> None:
         self.session = session
         self.cache = cache or CatalogCache()
+        # Within one unit of work a code names one row: the session's identity map would hand
+        # back the same object anyway, this spares the statement (a submission asks twice).
+        self._by_code: dict[str, Category] = {}
 
     async def sync(self, catalog: Catalog) -> None:
         """Merge the categories file by code: idempotent, never deletes."""
+        self._by_code.clear()
         departments = {d.code: d for d in (await self.session.scalars(select(Department)))}
         for spec in catalog.departments:
             dept = departments.get(spec.code)
@@ -185,7 +189,12 @@ class CatalogRepo:
         return await self.session.get(Category, category_id)
 
     async def category_by_code(self, code: str) -> Category | None:
-        return await self.session.scalar(select(Category).where(Category.code == code))
+        if code in self._by_code:
+            return self._by_code[code]
+        found = await self.session.scalar(select(Category).where(Category.code == code))
+        if found is not None:
+            self._by_code[code] = found
+        return found
 
     async def department(self, department_id: int) -> Department | None:
         return await self.session.get(Department, department_id)
@@ -272,6 +281,10 @@ _DRAFT_BY_KEY = select(_DRAFTS.c.step, _DRAFTS.c.data).where(
     _DRAFTS.c.platform == bindparam("platform"),
     _DRAFTS.c.external_id == bindparam("external_id"),
 )
+_DRAFT_DELETE = delete(_DRAFTS).where(
+    _DRAFTS.c.platform == bindparam("platform"),
+    _DRAFTS.c.external_id == bindparam("external_id"),
+)
 _EVENT_SEEN = select(_EVENTS.c.key).where(_EVENTS.c.key == bindparam("key"))
 _RECORD_EVENT = insert(_EVENTS)
 
@@ -319,7 +332,7 @@ class DraftRepo:
 
     async def delete(self, platform: str, external_id: str) -> None:
         await self.session.execute(
-            delete(Draft).where(Draft.platform == platform, Draft.external_id == external_id)
+            _DRAFT_DELETE, {"platform": platform, "external_id": external_id}
         )
 
     async def purge(self, before: datetime) -> int:
@@ -331,13 +344,21 @@ class DraftRepo:
 class ResidentRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # What this unit of work found (the same objects the identity map holds), or that
+        # nobody is there: a submission asks three times. Only the resident's own submission
+        # adds them (``upsert``, which updates this), and a chat's updates are handled one at
+        # a time, so nobody else adds them meanwhile.
+        self._found: dict[tuple[str, str], Resident | None] = {}
 
     async def find(self, platform: str, external_id: str) -> Resident | None:
-        return await self.session.scalar(
-            select(Resident).where(
-                Resident.platform == platform, Resident.external_id == external_id
+        key = (platform, external_id)
+        if key not in self._found:
+            self._found[key] = await self.session.scalar(
+                select(Resident).where(
+                    Resident.platform == platform, Resident.external_id == external_id
+                )
             )
-        )
+        return self._found[key]
 
     async def upsert(
         self, platform: str, external_id: str, chat_id: str, first_name: str
@@ -358,6 +379,7 @@ class ResidentRepo:
             if first_name:
                 resident.first_name = first_name
         await self.session.flush()
+        self._found[(platform, external_id)] = resident
         return resident
 
     async def get(self, resident_id: int) -> Resident | None:

@@ -123,3 +123,56 @@ def test_catalog_rejects_codes_that_break_buttons(tmp_path: Path) -> None:
     )
     with pytest.raises(CatalogError, match="category code"):
         load_catalog(bad)
+
+
+async def test_a_draft_reads_back_as_written_and_goes_with_delete(db: Database) -> None:
+    data = {"photos": ["AgAC-1", "AgAC-2"], "description": "Яма у подъезда № 3 — «глубокая»"}
+    async with db.uow() as uow:
+        assert await uow.drafts.get("telegram", "501") is None
+        await uow.drafts.save("telegram", "501", "address", data)
+        await uow.drafts.save("vk", "501", "category", {"photos": []})  # another platform
+        await uow.commit()
+    async with db.uow() as uow:
+        saved = await uow.drafts.get("telegram", "501")
+        assert saved is not None and (saved.step, saved.data) == ("address", data)
+        await uow.drafts.save("telegram", "501", "photos", {**data, "address": "ул. Мира, 5"})
+        await uow.commit()
+    async with db.uow() as uow:
+        saved = await uow.drafts.get("telegram", "501")
+        assert saved is not None and saved.step == "photos"
+        assert saved.data["address"] == "ул. Мира, 5"
+        await uow.drafts.delete("telegram", "501")
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.drafts.get("telegram", "501") is None
+        other = await uow.drafts.get("vk", "501")
+        assert other is not None and other.step == "category"
+
+
+async def test_a_resident_added_in_a_unit_is_found_in_it(db: Database) -> None:
+    """A unit of work remembers whom it found, and that nobody was there until it added them."""
+    async with db.uow() as uow:
+        assert await uow.residents.find("telegram", "777") is None
+        added = await uow.residents.upsert("telegram", "777", "777", "Анна")
+        assert await uow.residents.find("telegram", "777") is added
+        await uow.commit()
+    async with db.uow() as uow:
+        found = await uow.residents.find("telegram", "777")
+        assert found is not None and (found.id, found.first_name) == (added.id, "Анна")
+        again = await uow.residents.upsert("telegram", "777", "778", "")
+        assert again is found and again.chat_id == "778" and again.first_name == "Анна"
+        await uow.commit()
+
+
+async def test_an_update_is_recorded_once(db: Database) -> None:
+    async with db.uow() as uow:
+        assert not await uow.state.event_seen("tg:1:42")
+        await uow.state.remember("tg:1:42")
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.state.event_seen("tg:1:42")
+        await uow.state.remember("tg:1:42")  # a second time changes nothing, fails nothing
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.state.event_seen("tg:1:42")
+        assert not await uow.state.event_seen("tg:1:43")
