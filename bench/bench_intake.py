@@ -26,11 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from bench.chat_index import IndexedTelegram
+from bench.postgres import DEFAULT_POSTGRES, fresh_postgres
 from bench.processes import COORDINATOR_ID, BotSubprocess, bot_env
 from bench.residents import Driver, DriveResult, Resident, percentile, step_table
 from tests.fakes.fake_telegram import Request
@@ -40,9 +37,6 @@ PROFILE = Path(tempfile.gettempdir()) / "priemnaya-bench-intake.prof"
 ECHO_MESSAGES = 7  # what a resident sends in the whole conversation without a photo
 FIRST_GROUP = -100_500_000
 BENCH_DATABASE = "bench_intake"
-DEFAULT_POSTGRES = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 @dataclass
@@ -182,21 +176,6 @@ def _echoes(text: str) -> Callable[[Request], bool]:
     return lambda request: request.text == text
 
 
-async def fresh_postgres(url: str) -> str | None:
-    """A new empty database ``bench_intake`` beside the one in ``url``; its URL, or None."""
-    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{BENCH_DATABASE}"'))
-    except Exception as exc:
-        print(f"PostgreSQL not reachable at {url} ({exc.__class__.__name__}): skipped")
-        return None
-    finally:
-        await admin.dispose()
-    return make_url(url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
-
-
 def table(rows: list[Row], echo_rate: float) -> str:
     head = (
         f"{'bot':<14}{'database':<12}{'residents':>10}{'answered':>10}{'seconds':>9}"
@@ -237,7 +216,7 @@ async def run(args: argparse.Namespace) -> None:
             await run_ours(args.residents, args.photo, sqlite, "SQLite", workdir, profile),
         ]
         if args.postgres:
-            url = await fresh_postgres(args.postgres)
+            url = await fresh_postgres(args.postgres, BENCH_DATABASE)
             if url is not None:
                 rows.append(
                     await run_ours(args.residents, args.photo, url, "PostgreSQL", workdir, None)

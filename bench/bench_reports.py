@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.fill import DAYS, REGION_TZ, FillPlan, fill
+from bench.postgres import DEFAULT_POSTGRES
 from bot.core import charts
 from bot.core.config import CoreConfig
 from bot.core.escalation import scan
@@ -37,9 +37,6 @@ from storage.db import create_engine, session_factory
 from storage.models import Appeal
 from storage.uow import Database
 
-DEFAULT_POSTGRES = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 SCHEMA = "bench_reports"
 TARGET_SECONDS = 1.0
 

@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.bench_intake import FIRST_GROUP, bind_all_groups
 from bench.chat_index import IndexedTelegram
+from bench.postgres import DEFAULT_POSTGRES, fresh_postgres
 from bench.processes import BotSubprocess, bot_env
 from bench.residents import NUMBER, Driver, DriveResult
 from storage.db import READ_ONLY, create_engine
@@ -52,7 +52,6 @@ from tests.fakes.fake_telegram import JSON, Request
 
 STAFF_ID = 701
 CRASH_DATABASE = "bench_crash_loop"
-DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TAKEN = re.compile(r"Обращение № (\d{4}-\d{6}) взято в работу")
 STAFF_BUTTON = re.compile(r"^s:\w+:(\d+)")
 # Messages the outbox has on their way at once (``OutboxWorker(concurrency=16)``, as bot/app.py
@@ -257,21 +256,6 @@ def _workdir(chosen: Path | None) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="priemnaya-crash-") as tmp:
         yield Path(tmp)
-
-
-async def fresh_postgres(url: str, name: str = CRASH_DATABASE) -> str | None:
-    """A new empty database ``name`` beside the one in ``url``; its URL, or None if unreachable."""
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"PostgreSQL not reachable at {url} ({exc.__class__.__name__})", file=sys.stderr)
-        return None
-    finally:
-        await admin.dispose()
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 async def run_crash_loop(options: Options) -> Report:
