@@ -347,7 +347,7 @@ class ResidentRepo:
         # What this unit of work found (the same objects the identity map holds), or that
         # nobody is there: a submission asks three times. Only the resident's own submission
         # adds them (``upsert``, which updates this), and a chat's updates are handled one at
-        # a time, so nobody else adds them meanwhile.
+        # a time (across processes too, with Redis), so nobody else adds them meanwhile.
         self._found: dict[tuple[str, str], Resident | None] = {}
 
     async def find(self, platform: str, external_id: str) -> Resident | None:

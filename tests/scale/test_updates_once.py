@@ -24,8 +24,8 @@ from bot.core.routing import RoutingService
 from handlers.telegram.polling import handle_batch, poll
 from handlers.telegram.setup import build_dispatcher
 from handlers.telegram.webhook import webhook_app
-from storage.models import Draft, ProcessedEvent
-from storage.uow import Database
+from storage.models import ProcessedEvent
+from storage.uow import Database, SavedDraft
 from tests.core.recording import RecordingSender, make_worker
 from tests.fakes.fake_telegram import JSON, FakeTelegram
 from tests.fakes.webhook import SECRET_HEADER
@@ -59,7 +59,7 @@ def dispatcher(db: Database, config: CoreConfig) -> Dispatcher:
     )
 
 
-async def draft_of(db: Database, user_id: int) -> Draft | None:
+async def draft_of(db: Database, user_id: int) -> SavedDraft | None:
     async with db.uow() as uow:
         return await uow.drafts.get("telegram", str(user_id))
 

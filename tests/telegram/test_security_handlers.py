@@ -18,8 +18,8 @@ from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeService
 from bot.core.routing import ONLY_COORDINATORS, RoutingService
 from handlers.telegram.setup import build_dispatcher
-from storage.models import Appeal, AppealEvent, Draft, OutboxMessage, Resident
-from storage.uow import Database
+from storage.models import Appeal, AppealEvent, OutboxMessage, Resident
+from storage.uow import Database, SavedDraft
 from tests.conftest import COORDINATOR
 from tests.core.recording import RecordingSender, drain, make_worker
 from tests.telegram.mocked import MockedBot
@@ -61,7 +61,7 @@ class Guarded(Harness):
         async with self.db.uow() as uow:
             return list(await uow.session.scalars(select(Appeal).order_by(Appeal.id)))
 
-    async def draft(self, user: User = RESIDENT) -> Draft | None:
+    async def draft(self, user: User = RESIDENT) -> SavedDraft | None:
         async with self.db.uow() as uow:
             return await uow.drafts.get("telegram", str(user.id))
 
