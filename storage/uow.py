@@ -16,10 +16,23 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.core.catalog import Catalog
 from storage.db import READ_ONLY
@@ -676,14 +689,26 @@ class OutboxRepo:
 
     async def claim_held(self, message_id: int, hold: timedelta, spare: timedelta) -> bool:
         """Renew the hold of a message held back from the queue, if at least ``spare`` of it
-        is left: True when this caller may send it (no queue has, or is about to)."""
+        is left and nothing older waits for the same chat: True when this caller may send it
+        (no queue has, or is about to, and it overtakes nothing)."""
         now = utcnow()
+        older = aliased(OutboxMessage)
+        # The hold was granted on «nothing waits for this chat». On PostgreSQL another process
+        # may have committed a message for the chat just after that check (an older id, unseen
+        # then); it is seen here, and the queue then sends both in order.
+        overtakes = exists().where(
+            older.platform == OutboxMessage.platform,
+            older.chat_id == OutboxMessage.chat_id,
+            older.status == "pending",
+            older.id < OutboxMessage.id,
+        )
         result = await self.session.execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.id == message_id,
                 OutboxMessage.status == "pending",
                 OutboxMessage.next_attempt_at > now + spare,
+                ~overtakes,
             )
             .values(next_attempt_at=now + hold)
         )

@@ -125,6 +125,32 @@ async def test_an_earlier_message_to_the_resident_keeps_its_place(
     assert texts[0] == "msg 0" and "принято" in texts[1]
 
 
+async def test_a_message_committed_after_the_hold_check_is_not_overtaken(
+    db: Database, config: CoreConfig
+) -> None:
+    """Another process queued news for the resident (an older id) and committed it just after
+    the submission found nothing waiting: the handler does not send the number ahead of it."""
+    world = await direct_world(db, config)
+    await queue_texts(db, ANNA.chat_id, 1)
+    async with db.uow() as uow:  # not yet visible to the submission's hold check
+        await uow.session.execute(update(OutboxMessage).values(status="cancelled"))
+        await uow.commit()
+    result = await submit(world)
+    assert result.confirmation is not None  # held: nothing seemed to wait
+    async with db.uow() as uow:  # the other process's commit lands
+        await uow.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "cancelled")
+            .values(status="pending")
+        )
+        await uow.commit()
+
+    await world.worker.deliver_now(result.confirmation)
+    await drain(world.worker)
+    texts = world.sender.texts_to(ANNA.chat_id)
+    assert texts[0] == "msg 0" and "принято" in texts[1] and len(texts) == 2
+
+
 async def test_other_platforms_queue_it_as_before(db: Database, config: CoreConfig) -> None:
     world = await direct_world(db, config)
     world.intake = IntakeService(db, config)  # no front sends it directly
