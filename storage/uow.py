@@ -312,6 +312,10 @@ def _draft_upsert(dialect: Any) -> Any:
 
 
 _DRAFT_UPSERT = {"sqlite": _draft_upsert(sqlite), "postgresql": _draft_upsert(postgresql)}
+_REMEMBER_EVENT = {
+    name: dialect.insert(_EVENTS).on_conflict_do_nothing(index_elements=[_EVENTS.c.key])
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 @dataclass(frozen=True)
@@ -916,8 +920,8 @@ class StateRepo:
 
     async def remember(self, key: str) -> None:
         """Record ``key`` (once) among the processed events: a mark that ages out with them."""
-        if not await self.event_seen(key):
-            await self.record(key)
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        await self.session.execute(_REMEMBER_EVENT[dialect], {"key": key, "at": utcnow()})
 
     async def record(self, key: str) -> None:
         """Record ``key`` among the processed events (it must not be there yet)."""

@@ -17,7 +17,7 @@ from bot.core.intake import IntakeService
 from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef
 from bot.core.numbering import appeal_number, normalize_number
 from bot.settings import DEFAULT_CATEGORIES_FILE
-from storage.models import Appeal, Base, Category
+from storage.models import Appeal, Base, Category, ProcessedEvent
 from storage.uow import Database
 
 CONCURRENT = 25
@@ -171,8 +171,10 @@ async def test_an_update_is_recorded_once(db: Database) -> None:
         await uow.commit()
     async with db.uow() as uow:
         assert await uow.state.event_seen("tg:1:42")
+        first = await uow.session.scalar(select(ProcessedEvent.at))
         await uow.state.remember("tg:1:42")  # a second time changes nothing, fails nothing
         await uow.commit()
     async with db.uow() as uow:
         assert await uow.state.event_seen("tg:1:42")
+        assert list(await uow.session.scalars(select(ProcessedEvent.at))) == [first]
         assert not await uow.state.event_seen("tg:1:43")
