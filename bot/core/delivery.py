@@ -385,7 +385,8 @@ class OutboxWorker:
         await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
         resident = await uow.residents.by_chat(item.platform, item.chat_id)
         if resident is None:
-            log.error("outbox %s: chat refused delivery: %s", item.id, error)
+            # A chat no department, coordinator or resident owns any more: nobody to tell.
+            log.warning("outbox %s: chat refused delivery: %s", item.id, error)
             return
         if not resident.unreachable:
             resident.unreachable = True
