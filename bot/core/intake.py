@@ -78,6 +78,11 @@ def _valid_description(text: str) -> bool:
     return texts.MIN_DESCRIPTION <= len(text) <= texts.MAX_DESCRIPTION and _letters(text) >= 5
 
 
+def _says_something(text: str) -> bool:
+    """Words worth keeping beside the description: not a bare «вот» or an emoji."""
+    return len(text) >= texts.MIN_DESCRIPTION and _letters(text) >= 5
+
+
 def _has_content(data: dict[str, Any]) -> bool:
     """Something the resident typed or sent that a fresh start would throw away."""
     keys = ("description", "address", "lat", "phone", "category")
@@ -91,6 +96,24 @@ def _is_greeting(given: IntakeInput) -> bool:
 def _looks_like_a_problem(text: str) -> bool:
     """A first message that describes something (not «Здравствуйте») is kept as the description."""
     return _valid_description(text) and len(text) >= 20 and len(text.split()) >= 3
+
+
+def _word(given: IntakeInput) -> str:
+    """A one-word message as a command would be compared: «Отмена!» → «отмена»."""
+    if given.kind is not InputKind.TEXT:
+        return ""
+    return given.text.strip().strip(".!?… ").casefold()
+
+
+def _add_to_description(data: dict[str, Any], addition: str) -> Reply | None:
+    """More words about the problem (a caption, a line typed between photos) go into the
+    description; the reply when they do not fit."""
+    combined = f"{data.get('description') or ''}\n{addition}".strip()
+    if len(combined) > texts.MAX_DESCRIPTION:
+        said = texts.DESCRIPTION_TOO_LONG.format(length=len(combined), limit=texts.MAX_DESCRIPTION)
+        return Reply(said)
+    data["description"] = combined
+    return None
 
 
 def normalize_phone(text: str) -> str | None:
@@ -211,6 +234,11 @@ class IntakeService:
             return await self.new_appeal(who)
         if given.kind is InputKind.TEXT and given.text.strip() == texts.MENU_MY:
             return await self.my_appeals(who)
+        word = _word(given)
+        if word in texts.CANCEL_WORDS:  # VK residents do not type /cancel
+            return await self.cancel(who)
+        if word in texts.HELP_WORDS:
+            return await self.help()
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
             if draft is None and autostart and not _is_greeting(given):
@@ -335,11 +363,24 @@ class IntakeService:
         return natural_next
 
     def _keep_photo(self, data: dict[str, Any], given: IntakeInput, step: Step) -> _StepOutcome:
-        """A photo sent early is kept for the photo step rather than thrown away."""
+        """A photo sent early is kept for the photo step rather than thrown away, and so is
+        its caption, when it says something about the problem."""
         room = texts.MAX_PHOTOS - len(data["photos"])
         data["photos"] = data["photos"] + list(given.photo_refs[:room])
-        said = "Фото сохранил — приложу к обращению. " + texts.EXPECTED_AT_STEP[step.value]
-        return _StepOutcome([Reply(said)], changed=True)
+        said = "Фото сохранил — приложу к обращению. "
+        caption = self._keep_caption(data, given)
+        if caption is not None:
+            said += caption + " "
+        return _StepOutcome([Reply(said + texts.EXPECTED_AT_STEP[step.value])], changed=True)
+
+    def _keep_caption(self, data: dict[str, Any], given: IntakeInput) -> str | None:
+        """A photo's caption that says something (not a bare «вот») joins the description;
+        what to tell the resident about it, or None when there is nothing to tell."""
+        caption = given.text.strip()
+        if not _says_something(caption):
+            return None
+        too_long = _add_to_description(data, caption)
+        return too_long.text if too_long is not None else texts.CAPTION_ADDED
 
     async def _category(
         self,
@@ -415,6 +456,15 @@ class IntakeService:
             data["lat"], data["lon"] = given.latitude, given.longitude
             data["address"] = None
             return _StepOutcome(next_step=self._after(data, Step.PHOTOS))
+        if given.kind is InputKind.PHOTO and given.text.strip():
+            # A photo of the place signed with where it is: the caption is the address.
+            room = texts.MAX_PHOTOS - len(data["photos"])
+            data["photos"] = data["photos"] + list(given.photo_refs[:room])
+            typed = IntakeInput(kind=InputKind.TEXT, text=given.text)
+            outcome = await self._address(uow, who, data, typed, value)
+            outcome.replies = [Reply("Фото сохранил — приложу к обращению."), *outcome.replies]
+            outcome.changed = True
+            return outcome
         if given.kind is InputKind.PHOTO:
             return self._keep_photo(data, given, Step.ADDRESS)
         if given.kind is not InputKind.TEXT:
@@ -443,9 +493,21 @@ class IntakeService:
                 return _StepOutcome([Reply(texts.PHOTO_LIMIT)])
             data["photos"] = data["photos"] + list(given.photo_refs[:room])
             said = texts.PHOTO_ADDED if len(given.photo_refs) <= room else texts.PHOTO_LIMIT
+            caption = self._keep_caption(data, given)
+            if caption is not None:
+                said = f"{said} {caption}"
             return _StepOutcome([Reply(said)], changed=True)
-        if given.kind is InputKind.TEXT and given.text.strip() in (texts.DONE, texts.SKIP):
+        if given.kind is InputKind.TEXT and (
+            given.text.strip() in (texts.DONE, texts.SKIP) or _word(given) in texts.NO_PHOTO_WORDS
+        ):
             return _StepOutcome(next_step=self._after(data, Step.PHONE))
+        if given.kind is InputKind.TEXT and _says_something(given.text.strip()):
+            # Words between the photos («а ещё там темно») are more about the problem.
+            too_long = _add_to_description(data, given.text.strip())
+            if too_long is not None:
+                return _StepOutcome([too_long])
+            said = f"{texts.ADDED_TO_DESCRIPTION} {texts.PHOTOS_EXPECTED}"
+            return _StepOutcome([Reply(said, PHOTOS_KEYBOARD)], changed=True)
         return _StepOutcome([Reply(texts.PHOTOS_EXPECTED, PHOTOS_KEYBOARD)])
 
     async def _phone(
@@ -494,14 +556,9 @@ class IntakeService:
             return _StepOutcome(next_step=Step.CONFIRM)  # a stale keyboard tap: show it again
         if given.kind is InputKind.TEXT and given.text.strip():
             # Typed at the summary: most likely more about the problem, so keep it.
-            addition = given.text.strip()
-            combined = f"{data.get('description', '')}\n{addition}".strip()
-            if len(combined) > texts.MAX_DESCRIPTION:
-                said = texts.DESCRIPTION_TOO_LONG.format(
-                    length=len(combined), limit=texts.MAX_DESCRIPTION
-                )
-                return _StepOutcome([Reply(said)])
-            data["description"] = combined
+            too_long = _add_to_description(data, given.text.strip())
+            if too_long is not None:
+                return _StepOutcome([too_long])
             return _StepOutcome([Reply(texts.ADDED_TO_DESCRIPTION)], next_step=Step.CONFIRM)
         if given.kind is not InputKind.ACTION:
             return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["confirm"])], next_step=Step.CONFIRM)

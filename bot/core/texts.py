@@ -131,6 +131,13 @@ EXPECTED_AT_STEP = {
     "resume": "Выберите «Продолжить» или «Начать заново».",
 }
 ADDED_TO_DESCRIPTION = "Добавил это к описанию."
+CAPTION_ADDED = "Подпись добавил к описанию."
+# Typed instead of pressed (VK residents rarely type slash commands): the whole message, any case.
+CANCEL_WORDS = frozenset({"отмена", "отменить", "отмени", "стоп", "cancel"})
+HELP_WORDS = frozenset({"помощь", "справка", "help"})
+NO_PHOTO_WORDS = frozenset(
+    {"готово", "пропустить", "нет", "нет фото", "без фото", "дальше", "далее"}
+)
 PHOTOS_CLEARED = "Фото убраны из обращения."
 COMMENT_KINDS = "К обращению можно дописать текст или приложить фото."
 IDLE = f"Чтобы подать обращение, нажмите «{MENU_NEW}». Ваши обращения — «{MENU_MY}»."

@@ -128,6 +128,70 @@ async def test_photo_where_text_is_asked_is_kept(sqlite_db: Database, config: Co
     assert "Уже приложено: 1" in prompt.replies[-1].text
 
 
+def signed(ref: str, caption: str) -> IntakeInput:
+    return IntakeInput(kind=InputKind.PHOTO, photo_refs=(ref,), text=caption)
+
+
+async def draft_data(db: Database) -> dict[str, object]:
+    async with db.uow() as uow:
+        draft = await uow.drafts.get(ANNA.platform.value, ANNA.user_id)
+    assert draft is not None
+    return draft.data
+
+
+async def test_captions_and_words_between_photos_are_kept(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    await intake.handle(ANNA, text(DESCRIPTION))
+    # At the address step, a photo signed with the place: the caption is the address.
+    signed_place = await intake.handle(ANNA, signed("place", "ул. Ленина, 5"))
+    assert "Фото сохранил" in signed_place.replies[0].text
+    assert signed_place.replies[-1].text.startswith(texts.ASK_PHOTOS)
+    got = await intake.handle(ANNA, signed("hole", "Глубина сантиметров двадцать, колесо пробил"))
+    assert texts.PHOTO_ADDED in got.replies[0].text and texts.CAPTION_ADDED in got.replies[0].text
+    typed = await intake.handle(ANNA, text("А ещё там не горит фонарь"))
+    assert typed.replies[0].text.startswith(texts.ADDED_TO_DESCRIPTION)
+    bare = await intake.handle(ANNA, signed("more", "вот"))  # nothing to add
+    assert bare.replies[0].text == texts.PHOTO_ADDED
+    huge = await intake.handle(ANNA, text("я" * 10_000))  # told, not dropped silently
+    assert "символов" in huge.replies[0].text
+    data = await draft_data(sqlite_db)
+    assert data["address"] == "ул. Ленина, 5" and data["photos"] == ["place", "hole", "more"]
+    assert data["description"] == (
+        f"{DESCRIPTION}\nГлубина сантиметров двадцать, колесо пробил\nА ещё там не горит фонарь"
+    )
+    moved_on = await intake.handle(ANNA, text("Нет"))  # typed instead of «Пропустить»
+    assert moved_on.replies[-1].text == texts.ASK_PHONE
+
+
+async def test_a_caption_of_an_early_photo_becomes_the_description(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    result = await intake.handle(ANNA, signed("early", DESCRIPTION))  # at the category step
+    assert texts.CAPTION_ADDED in result.replies[0].text
+    chosen = await intake.handle(ANNA, press("i:category:roads"))
+    assert chosen.replies[-1].text == texts.ASK_ADDRESS  # described already
+    assert (await draft_data(sqlite_db))["description"] == DESCRIPTION
+
+
+async def test_cancel_and_help_can_be_typed(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    helped = await intake.handle(ANNA, text("Помощь"))
+    assert helped.replies[0].text == texts.HELP and await step_of(sqlite_db) == "description"
+    cancelled = await intake.handle(ANNA, text("Отмена!"))
+    assert cancelled.replies[0].text == texts.CANCELLED
+    assert await step_of(sqlite_db) is None
+    again = await intake.handle(ANNA, text("стоп"))
+    assert again.replies[0].text == texts.NOTHING_TO_CANCEL
+
+
 async def test_edit_goes_back_to_summary(sqlite_db: Database, config: CoreConfig) -> None:
     intake = IntakeService(sqlite_db, config)
     await fill_until_confirm(intake)
