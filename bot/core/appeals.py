@@ -500,21 +500,9 @@ class StaffService:
             resident = await uow.residents.find(who.platform.value, who.user_id)
             if appeal is None or resident is None or appeal.resident_id != resident.id:
                 return texts.IDLE
-            spam = appeal.reject_reason == texts.REJECT_REASONS["spam"]
-            if Status(appeal.status) is Status.CLOSED or spam:
-                return texts.comment_on_closed(appeal.number)
-            if not text and photo is None:
-                return texts.comment_expected(appeal.number)
-            label = (
-                "Фото от жителя к обращению" if photo is not None else "Житель дополнил обращение"
-            )
-            body = f"💬 {label} № {appeal.number}" + (f":\n{text}" if text else "")
-            body += "\n↩️ Ответьте на это сообщение — ответ уйдёт жителю."
-            await notify.to_staff(uow, self.config, appeal, body[:1000], photo, album)
-            await uow.appeals.add_event(appeal.id, "comment")
-            await notify.refresh_cards(uow, appeal)
+            said = await pass_comment(uow, self.config, appeal, text, photo, album)
             await uow.commit()
-            return texts.comment_sent(appeal.number)
+            return said
 
     async def resident_feedback(self, who: ResidentRef, appeal_id: int, solved: bool) -> Outcome:
         """«Проблема решена» / «Не решена» from the resident.
@@ -567,3 +555,31 @@ class StaffService:
             await notify.to_resident(uow, appeal, reply)
             await uow.commit()
             return Outcome(ok=True, notice=reply, wrote_outbox=True)
+
+
+async def pass_comment(
+    uow: UnitOfWork,
+    config: CoreConfig,
+    appeal: Appeal,
+    text: str,
+    photo: PhotoRef | None = None,
+    album: str | None = None,
+) -> str:
+    """The resident's words or photo about their appeal go to the department (queued in this
+    unit); what to tell the resident."""
+    text = text.strip()[: texts.MAX_DESCRIPTION]
+    spam = appeal.reject_reason == texts.REJECT_REASONS["spam"]
+    if Status(appeal.status) is Status.CLOSED or spam:
+        return texts.comment_on_closed(appeal.number)
+    if not text and photo is None:
+        return texts.comment_expected(appeal.number)
+    label = "Фото от жителя к обращению" if photo is not None else "Житель дополнил обращение"
+    body = f"💬 {label} № {appeal.number}" + (f":\n{text}" if text else "")
+    body += "\n↩️ Ответьте на это сообщение — ответ уйдёт жителю."
+    await notify.to_staff(uow, config, appeal, body[:1000], photo, album)
+    await uow.appeals.add_event(appeal.id, "comment")
+    await notify.refresh_cards(uow, appeal)
+    if Status(appeal.status) is Status.RESOLVED:
+        # «Нет, ничего не сделано» written instead of pressed: say how it reopens.
+        return f"{texts.comment_sent(appeal.number)} {texts.VERDICT_HINT}"
+    return texts.comment_sent(appeal.number)

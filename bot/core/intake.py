@@ -12,12 +12,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from bot.core import notify, texts
-from bot.core.appeals import submit
+from bot.core.appeals import pass_comment, submit
 from bot.core.bans import BanService, is_coordinator
 from bot.core.config import CoreConfig
 from bot.core.model import (
+    OPEN_STATUSES,
     Button,
     InputKind,
     IntakeInput,
@@ -28,7 +30,8 @@ from bot.core.model import (
     Step,
     inline,
 )
-from storage.models import Category, OutboxMessage
+from bot.core.ports import PhotoRef
+from storage.models import Appeal, Category, OutboxMessage
 from storage.uow import CategoryChoice, Database, UnitOfWork, utcnow
 
 MENU = Keyboard(rows=((Button(texts.MENU_NEW), Button(texts.MENU_MY)),), inline=False)
@@ -49,6 +52,11 @@ EDIT_FIELDS = (
 )
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 MY_LIMIT = 10
+# A summary's button pressed with no draft left (VK reports a repeat press as the second).
+SUMMARY_PRESSES = ("i:confirm:", "i:pressed:confirm")
+FOLLOWUP_LOOKBACK = 5  # the resident's latest appeals looked at for open ones
+FOLLOWUP_CHOICES = 3  # open appeals offered as buttons
+FOLLOWUP_AFTER_REJECT = timedelta(days=7)  # a rejection may be questioned for that long
 LIMIT_WINDOW = timedelta(hours=1)
 CONFIRM_CHOICE = inline(
     [Button("✅ Отправить", "i:confirm:submit")],
@@ -63,10 +71,11 @@ class IntakeResult:
     # The «принято» the front sends itself, now (``OutboxWorker.deliver_now``), when its
     # platform is among ``IntakeService``'s ``confirms_directly``.
     confirmation: OutboxMessage | None = None
+    queued: bool = False  # other messages for the outbox (a comment to the department)
 
     @property
     def wrote_outbox(self) -> bool:
-        return self.submitted_number is not None
+        return self.submitted_number is not None or self.queued
 
 
 def _letters(text: str) -> int:
@@ -81,6 +90,39 @@ def _valid_description(text: str) -> bool:
 def _says_something(text: str) -> bool:
     """Words worth keeping beside the description: not a bare «вот» or an emoji."""
     return len(text) >= texts.MIN_DESCRIPTION and _letters(text) >= 5
+
+
+def _could_be_followup(given: IntakeInput) -> bool:
+    """Words or a photo for the department, not a «Спасибо!» or a sticker."""
+    if given.kind is InputKind.PHOTO:
+        return True
+    text = given.text.strip()
+    return (
+        given.kind is InputKind.TEXT
+        and _says_something(text)
+        and not text.casefold().startswith(texts.THANKS_PREFIXES)
+    )
+
+
+def _dropped_key(who: ResidentRef) -> str:
+    return f"cancelled:{who.platform.value}:{who.user_id}"
+
+
+async def _drop_draft(uow: UnitOfWork, who: ResidentRef) -> None:
+    """The resident cancelled their draft: it goes, and when is remembered, so that the old
+    summary's «Отправить» is not answered with «уже отправлено»."""
+    await uow.drafts.delete(who.platform.value, who.user_id)
+    await uow.state.set(_dropped_key(who), utcnow().isoformat())
+
+
+def _followup_as_new(data: dict[str, Any]) -> None:
+    """A message kept for the department becomes the start of a new appeal instead."""
+    kept = str(data.get("followup_text", ""))
+    photos = list(data.get("photos", []))
+    data.clear()
+    data["photos"] = photos
+    if _looks_like_a_problem(kept):
+        data["description"] = kept
 
 
 def _has_content(data: dict[str, Any]) -> bool:
@@ -183,6 +225,13 @@ class IntakeService:
             limited = await self._limit(uow, who, texts.LIMIT_DRAFT_KEPT if has_content else "")
             if limited is not None:
                 return IntakeResult([limited])  # the draft, if any, stays as it is
+            if draft is not None and draft.step == Step.FOLLOWUP:
+                # «Новое обращение» pressed instead of answering where the message belongs.
+                data = dict(draft.data)
+                _followup_as_new(data)
+                await uow.drafts.save(who.platform.value, who.user_id, Step.CATEGORY, data)
+                await uow.commit()
+                return IntakeResult(await self._prompt(uow, Step.CATEGORY, data))
             if draft is not None and draft.step != Step.RESUME and has_content:
                 data = dict(draft.data)
                 data["resume_to"] = draft.step
@@ -201,7 +250,7 @@ class IntakeService:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
             if draft is None:
                 return IntakeResult([Reply(texts.NOTHING_TO_CANCEL, MENU)])
-            await uow.drafts.delete(who.platform.value, who.user_id)
+            await _drop_draft(uow, who)
             await uow.commit()
             return IntakeResult([Reply(texts.CANCELLED, MENU)])
 
@@ -241,6 +290,10 @@ class IntakeService:
             return await self.help()
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
+            if draft is None and autostart and _could_be_followup(given):
+                open_appeals = await self._open_appeals(uow, who)
+                if open_appeals:
+                    return await self._ask_followup(uow, who, given, open_appeals)
             if draft is None and autostart and not _is_greeting(given):
                 first = await self._first_message(uow, who, given)
                 return first if first is not None else await self._idle(uow, who, given)
@@ -285,7 +338,9 @@ class IntakeService:
             replies = replies + await self._prompt(uow, outcome.next_step, data)
         if silent and given.kind is InputKind.PHOTO:
             replies = []  # the rest of an album: the first photo was answered already
-        return IntakeResult(replies, outcome.submitted_number, outcome.confirmation)
+        return IntakeResult(
+            replies, outcome.submitted_number, outcome.confirmation, queued=outcome.queued
+        )
 
     # Steps --------------------------------------------------------------------------------
 
@@ -317,12 +372,57 @@ class IntakeService:
         intro = Reply(f"Начнём обращение — {kept}. Осталось несколько шагов.", MENU)
         return IntakeResult([intro, *await self._prompt(uow, Step.CATEGORY, data)])
 
+    async def _open_appeals(self, uow: UnitOfWork, who: ResidentRef) -> list[Appeal]:
+        """The resident's latest appeals still in the department's hands (or awaiting their
+        word), newest first."""
+        resident = await uow.residents.find(who.platform.value, who.user_id)
+        if resident is None:
+            return []
+        latest = await uow.appeals.of_resident(resident.id, FOLLOWUP_LOOKBACK)
+        waiting = (*OPEN_STATUSES, Status.RESOLVED)
+        recent = utcnow() - FOLLOWUP_AFTER_REJECT
+
+        def open_to_words(appeal: Appeal) -> bool:
+            if Status(appeal.status) in waiting:
+                return True
+            # «Почему отклонили?» a few days after a rejection (spam gets no hearing).
+            return (
+                Status(appeal.status) is Status.REJECTED
+                and appeal.reject_reason != texts.REJECT_REASONS["spam"]
+                and appeal.closed_at is not None
+                and appeal.closed_at >= recent
+            )
+
+        return [a for a in latest if open_to_words(a)][:FOLLOWUP_CHOICES]
+
+    async def _ask_followup(
+        self, uow: UnitOfWork, who: ResidentRef, given: IntakeInput, appeals: list[Appeal]
+    ) -> IntakeResult:
+        """Written outside a conversation by a resident whose appeal is open («Когда
+        приедут?», «Люк так и открыт»): kept, and the resident says where it belongs."""
+        data: dict[str, Any] = {
+            "photos": list(given.photo_refs[: texts.MAX_PHOTOS]),
+            "followup_text": given.text.strip(),
+            "followup": [a.id for a in appeals],
+        }
+        if given.album_id:
+            data["album"] = given.album_id
+        await uow.drafts.save(who.platform.value, who.user_id, Step.FOLLOWUP, data)
+        await uow.commit()
+        return IntakeResult(await self._prompt(uow, Step.FOLLOWUP, data))
+
     async def _idle(self, uow: UnitOfWork, who: ResidentRef, given: IntakeInput) -> IntakeResult:
-        if given.kind is InputKind.ACTION and given.action.startswith("i:confirm:"):
+        if given.kind is InputKind.ACTION and given.action.startswith(SUMMARY_PRESSES):
             # «Отправить» pressed again — often because the answer with the number never came
             # (a crash, a lost connection): say the number again.
             resident = await uow.residents.find(who.platform.value, who.user_id)
             latest = await uow.appeals.of_resident(resident.id, 1) if resident else []
+            dropped = await uow.state.get(_dropped_key(who))
+            if dropped is not None and (
+                not latest or datetime.fromisoformat(dropped) > latest[0].created_at
+            ):
+                # The summary of a draft cancelled since: nothing was sent.
+                return IntakeResult([Reply(texts.DRAFT_WAS_CANCELLED, MENU)])
             if latest:
                 return IntakeResult([Reply(texts.already_sent(latest[0].number), MENU)])
             return IntakeResult([Reply(texts.ALREADY_SENT, MENU)])
@@ -353,6 +453,7 @@ class IntakeService:
             Step.CONFIRM: self._confirm,
             Step.EDIT: self._edit,
             Step.RESUME: self._resume,
+            Step.FOLLOWUP: self._followup,
         }[step]
         return await handler(uow, who, data, given, value)
 
@@ -581,7 +682,7 @@ class IntakeService:
         if value == "edit":
             return _StepOutcome(next_step=Step.EDIT)
         if value == "cancel":
-            await uow.drafts.delete(who.platform.value, who.user_id)
+            await _drop_draft(uow, who)
             return _StepOutcome([Reply(texts.CANCELLED, MENU)], submitted_number=None, deleted=True)
         return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["confirm"])], next_step=Step.CONFIRM)
 
@@ -630,6 +731,50 @@ class IntakeService:
             return _StepOutcome(next_step=Step.CATEGORY)
         return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["resume"])], next_step=Step.RESUME)
 
+    async def _followup(
+        self,
+        uow: UnitOfWork,
+        who: ResidentRef,
+        data: dict[str, Any],
+        given: IntakeInput,
+        value: str,
+    ) -> _StepOutcome:
+        if given.kind is InputKind.PHOTO:  # the rest of an album, or one more photo
+            room = texts.MAX_PHOTOS - len(data["photos"])
+            data["photos"] = data["photos"] + list(given.photo_refs[:room])
+            if given.text.strip():
+                data["followup_text"] = f"{data['followup_text']}\n{given.text.strip()}".strip()
+            return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["followup"])], changed=True)
+        if given.kind is InputKind.TEXT and _says_something(given.text.strip()):
+            data["followup_text"] = f"{data['followup_text']}\n{given.text.strip()}".strip()
+            said = f"{texts.ADDED_TO_FOLLOWUP} {texts.EXPECTED_AT_STEP['followup']}"
+            return _StepOutcome([Reply(said)], changed=True)
+        if given.kind is InputKind.ACTION and value == "new":
+            _followup_as_new(data)
+            limited = await self._limit(uow, who, texts.LIMIT_TEXT_KEPT)
+            if limited is not None:  # kept: «Новое обращение» later offers to continue it
+                data["resume_to"] = Step.CATEGORY.value
+                await uow.drafts.save(who.platform.value, who.user_id, Step.RESUME, data)
+                return _StepOutcome([limited])
+            return _StepOutcome(next_step=Step.CATEGORY)
+        chosen = int(value) if given.kind is InputKind.ACTION and value.isdigit() else None
+        if chosen is None or chosen not in data.get("followup", []):
+            return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["followup"])])
+        appeal = await uow.appeals.get(chosen, lock=True)
+        resident = await uow.residents.find(who.platform.value, who.user_id)
+        if appeal is None or resident is None or appeal.resident_id != resident.id:
+            return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["followup"])])
+        text, photos = str(data.get("followup_text", "")), list(data["photos"])
+        album = f"followup-{uuid4().hex}" if len(photos) > 1 else None
+        said = ""
+        for index, ref in enumerate(photos or [""]):
+            photo = PhotoRef(who.platform.value, ref) if ref else None
+            said = await pass_comment(
+                uow, self.config, appeal, text if index == 0 else "", photo, album
+            )
+        await uow.drafts.delete(who.platform.value, who.user_id)
+        return _StepOutcome([Reply(said, MENU)], deleted=True, queued=True)
+
     # Prompts ------------------------------------------------------------------------------
 
     async def _prompt(self, uow: UnitOfWork, step: Step, data: dict[str, Any]) -> list[Reply]:
@@ -659,6 +804,19 @@ class IntakeService:
                 rows.append([Button("Убрать все фото", "i:edit:clear_photos")])
             rows.append([Button("« Назад к обращению", "i:edit:back")])
             return [Reply(texts.ASK_EDIT, inline(*rows))]
+        if step is Step.FOLLOWUP:
+
+            async def number(appeal_id: int) -> str:
+                appeal = await uow.appeals.get(appeal_id)
+                return appeal.number if appeal is not None else "?"
+
+            numbers = [await number(i) for i in data.get("followup", [])]
+            rows = [
+                [Button(texts.followup_to(n), f"i:followup:{i}")]
+                for i, n in zip(data.get("followup", []), numbers, strict=True)
+            ]
+            rows.append([Button(texts.FOLLOWUP_NEW, "i:followup:new")])
+            return [Reply(texts.followup_question(numbers), inline(*rows))]
         return [
             Reply(
                 texts.RESUME,
@@ -701,3 +859,4 @@ class _StepOutcome:
     submitted_number: str | None = None
     deleted: bool = False
     confirmation: OutboxMessage | None = None
+    queued: bool = False  # messages for the outbox (a comment to the department)

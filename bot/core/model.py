@@ -32,6 +32,9 @@ class Step(StrEnum):
     CONFIRM = "confirm"
     EDIT = "edit"
     RESUME = "resume"
+    # A resident with open appeals wrote outside a conversation: a word for the department,
+    # or a new appeal? (Asked, not guessed: either guess loses the message somewhere.)
+    FOLLOWUP = "followup"
 
 
 @dataclass(frozen=True)

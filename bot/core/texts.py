@@ -77,6 +77,9 @@ STALE_BUTTON = "Эта кнопка из старого сообщения. Пр
 BUTTON_USED = "Эта кнопка уже нажата."
 NO_DRAFT = "Черновика нет. Чтобы подать обращение — «Новое обращение»."
 ALREADY_SENT = "Это обращение уже отправлено. Его статус — в «Мои обращения»."
+DRAFT_WAS_CANCELLED = (
+    "Этот черновик был отменён и не отправлен. Чтобы подать обращение — «Новое обращение»."
+)
 
 
 def already_sent(number: str) -> str:
@@ -129,6 +132,7 @@ EXPECTED_AT_STEP = {
     "confirm": "Проверьте обращение и нажмите «Отправить», «Изменить» или «Отмена».",
     "edit": "Выберите, что изменить, кнопкой под сообщением.",
     "resume": "Выберите «Продолжить» или «Начать заново».",
+    "followup": "Выберите кнопкой: к какому обращению передать сообщение, или новое обращение.",
 }
 ADDED_TO_DESCRIPTION = "Добавил это к описанию."
 CAPTION_ADDED = "Подпись добавил к описанию."
@@ -239,6 +243,35 @@ def reopened_for_coordinators(number: str, department: str) -> str:
 
 def comment_sent(number: str) -> str:
     return f"Передали ваше сообщение в отдел, к обращению № {number}."
+
+
+ADDED_TO_FOLLOWUP = "Добавил к сообщению."
+# «Спасибо большое!» after an answer is no message for the department.
+THANKS_PREFIXES = ("спасибо", "благодар", "спс")
+VERDICT_HINT = (
+    "Если проблема не решена, нажмите «👎 Не решена» под вопросом о результате — "
+    "обращение вернётся в работу."
+)
+
+
+def followup_question(numbers: list[str]) -> str:
+    if len(numbers) == 1:
+        return (
+            f"У вас есть открытое обращение № {numbers[0]}. Передать это сообщение в отдел "
+            "к нему или подать новое обращение?"
+        )
+    listed = ", ".join(f"№ {n}" for n in numbers)
+    return (
+        f"У вас есть открытые обращения: {listed}. К какому передать это сообщение — "
+        "или подать новое обращение?"
+    )
+
+
+FOLLOWUP_NEW = "📝 Новое обращение"
+
+
+def followup_to(number: str) -> str:
+    return f"💬 К обращению № {number}"
 
 
 def comment_on_closed(number: str) -> str:

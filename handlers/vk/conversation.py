@@ -113,8 +113,13 @@ class VkConversation:
         pressed = f"vk:pressed:{peer_id}:{message}" if message > 0 else None
         if pressed is not None and await self._was_pressed(pressed):
             if action is not None and action.startswith("i:"):
-                # The conversation says so and shows where it stands now.
-                stale = IntakeInput(kind=InputKind.ACTION, action="i:pressed:again")
+                # The conversation says so and shows where it stands now; a summary's button
+                # again, with no draft left, is answered with the number (the answer with it
+                # may have been missed). Never the press itself: it must not act twice.
+                again = (
+                    "i:pressed:confirm" if action.startswith("i:confirm:") else "i:pressed:again"
+                )
+                stale = IntakeInput(kind=InputKind.ACTION, action=again)
                 await self._answer(who, await self.intake.handle(who, stale), True)
             else:
                 await self._send(who, [Reply(texts.BUTTON_USED)], True)

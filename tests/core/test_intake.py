@@ -217,8 +217,13 @@ async def test_cancel_and_resume(sqlite_db: Database, config: CoreConfig) -> Non
     cancelled = await restarted.cancel(ANNA)
     assert cancelled.replies[0].text == texts.CANCELLED
     assert await step_of(sqlite_db) is None
+    # The old summary's «Отправить» after the cancel: nothing went out, and it says so.
     late = await restarted.handle(ANNA, press("i:confirm:submit"))
-    assert late.replies[0].text == texts.ALREADY_SENT
+    assert late.replies[0].text == texts.DRAFT_WAS_CANCELLED
+    await fill_until_confirm(restarted)
+    sent = await restarted.handle(ANNA, press("i:confirm:submit"))
+    again = await restarted.handle(ANNA, press("i:confirm:submit"))  # the number, again
+    assert again.replies[0].text == texts.already_sent(str(sent.submitted_number))
 
 
 async def test_phone_step(sqlite_db: Database, config: CoreConfig) -> None:

@@ -15,6 +15,7 @@ from bot.core.routing import RoutingService
 from storage.uow import Database
 from tests.conftest import COORDINATOR
 from tests.core.recording import RecordingSender, drain, make_worker
+from tests.core.test_intake import press, text
 
 ROADS_GROUP = -100111
 HOUSING_GROUP = -100222
@@ -282,6 +283,55 @@ async def test_resident_follow_up_reaches_staff_and_back(db: Database, config: C
     assert (await world.staff.resident_feedback(ANNA, second_id, solved=True)).ok
     closed = await world.staff.resident_comment(ANNA, second_id, "ещё")
     assert closed == texts.comment_on_closed(second)
+
+
+async def test_words_outside_a_conversation_go_where_the_resident_says(
+    db: Database, config: CoreConfig
+) -> None:
+    """«Когда приедут?» typed without «Ответить»: the open appeal is offered, not a new one
+    begun; nothing is lost whichever the resident picks."""
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    thanks = await world.intake.handle(ANNA, text("Спасибо большое!"))
+    assert thanks.replies[0].text == texts.IDLE
+
+    asked = await world.intake.handle(ANNA, text("Когда приедут? Яма всё глубже"))
+    question = asked.replies[-1]
+    assert f"обращение № {number}" in question.text and question.keyboard is not None
+    actions = [b.action for row in question.keyboard.rows for b in row]
+    assert actions == [f"i:followup:{appeal_id}", "i:followup:new"]
+    await world.intake.handle(ANNA, IntakeInput(InputKind.PHOTO, photo_refs=("pothole",)))
+    forged = await world.intake.handle(ANNA, press("i:followup:99999"))
+    assert forged.replies[0].text == texts.EXPECTED_AT_STEP["followup"]
+
+    passed = await world.intake.handle(ANNA, press(f"i:followup:{appeal_id}"))
+    assert passed.replies[0].text == texts.comment_sent(number) and passed.wrote_outbox
+    await drain(world.worker)
+    (comment,) = [s for s in world.sender.to(ROADS_GROUP) if "Когда приедут?" in s.text]
+    assert comment.photos == ["pothole"] and f"№ {number}" in comment.text
+    async with db.uow() as uow:
+        assert await uow.drafts.get("telegram", ANNA.user_id) is None
+
+    # «Новое обращение» instead: the words start it.
+    await world.intake.handle(ANNA, text("Ещё во дворе дома 7 не горит фонарь уже неделю"))
+    fresh = await world.intake.handle(ANNA, press("i:followup:new"))
+    assert fresh.replies[-1].text == texts.ASK_CATEGORY
+    async with db.uow() as uow:
+        draft = await uow.drafts.get("telegram", ANNA.user_id)
+    assert draft is not None and draft.data["description"].startswith("Ещё во дворе дома 7")
+    await world.intake.cancel(ANNA)
+
+    # Awaiting the resident's word: told how to reopen.
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    await world.intake.handle(ANNA, text("Нет, ничего не сделано, яма на месте"))
+    said = await world.intake.handle(ANNA, press(f"i:followup:{appeal_id}"))
+    assert texts.VERDICT_HINT in said.replies[0].text
+
+    # Someone without open appeals begins one, as before.
+    boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502")
+    begun = await world.intake.handle(boris, text("Во дворе прорвало трубу, течёт вода"))
+    assert begun.replies[-1].text == texts.ASK_CATEGORY
 
 
 async def test_comment_on_its_way_follows_a_transfer(db: Database, config: CoreConfig) -> None:

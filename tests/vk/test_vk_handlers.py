@@ -360,3 +360,31 @@ async def test_pressed_buttons_are_taken_away(vk: VkHarness) -> None:
     async with vk.db.uow() as uow:
         appeals = await uow.session.scalar(select(func.count()).select_from(Appeal))
     assert appeals == 0
+
+
+async def test_send_pressed_again_repeats_the_number(vk: VkHarness) -> None:
+    """The «принято» may have been missed: the old summary's «Отправить» says the number."""
+    number = await file_appeal(vk, photos=0)
+    summary = [s for s in vk.fake.sent_to(RESIDENT) if s.text.startswith("Категория:")][-1]
+    assert summary.keyboard is None  # taken away; a client may still show it
+    said = await vk.presses_forged(RESIDENT, summary, "i:confirm:submit")
+    assert [s.text for s in said] == [texts.already_sent(number)]
+    async with vk.db.uow() as uow:
+        appeals = await uow.session.scalar(select(func.count()).select_from(Appeal))
+    assert appeals == 1
+
+
+async def test_a_vk_follow_up_typed_without_reply_reaches_the_department(
+    vk: VkHarness,
+) -> None:
+    number = await file_appeal(vk, photos=0)
+    said = await vk.says(RESIDENT, "Завтра это во сколько? Я весь день на работе")
+    question = said[-1]
+    assert f"№ {number}" in question.text
+    to_appeal = [p for p in question.payloads if p.startswith("i:followup:")]
+    assert len(to_appeal) == 2 and to_appeal[-1] == "i:followup:new"
+    said = await vk.presses(RESIDENT, question, to_appeal[0])
+    assert said[-1].text == texts.comment_sent(number)
+    # Staff see it where the card is (the coordinators: no group is bound here).
+    passed = [s for s in vk.sender.sent if "Завтра это во сколько?" in s.text]
+    assert passed and f"№ {number}" in passed[0].text
