@@ -30,6 +30,9 @@ ACTIONABLE = (Status.NEW, Status.IN_WORK, Status.REOPENED)
 # «Продлить срок» offers these many days; the reason is asked for in a reply.
 EXTENSION_DAYS = (1, 3, 7, 14, 30)
 MAX_EXTENSION_REASON = 400
+# Telegram's caption holds 1024 characters; the label and the reply hint take the rest.
+COMMENT_CAPTION = 900
+MAX_REJECT_REASON = 400  # the resident reads it in a notice with the appeal's number
 
 # deadline_for lived here first; it stays importable from here.
 __all__ = [
@@ -323,13 +326,30 @@ class StaffService:
                 original_number = normalize_number(argument, default_year=this_year)
                 original = await uow.appeals.by_number(original_number) if original_number else None
                 if original is None or original.id == appeal.id:
+                    # Asked again as a question, so that replying to it works.
+                    why = (
+                        f"№ {appeal.number} — это само отклоняемое обращение."
+                        if original is not None
+                        else f"Не нашёл обращения «{argument.strip()[:40]}»."
+                    )
                     return Outcome(
                         ok=False,
-                        notice="Не нашёл такого обращения. Ответьте номером вида 2026-000012.",
+                        appeal_id=appeal.id,
+                        prompt=f"{why} Ответьте на это сообщение номером исходного обращения "
+                        "(например, 2026-000012).",
+                        prompt_purpose="reject_duplicate",
                     )
                 reason = texts.REJECT_REASONS["duplicate"].format(original=original.number)
             elif reason_code == "other":
-                reason = argument.strip()[:400]
+                reason = argument.strip()
+                if len(reason) > MAX_REJECT_REASON:
+                    return Outcome(
+                        ok=False,
+                        appeal_id=appeal.id,
+                        prompt=f"Причина длиннее {MAX_REJECT_REASON} символов ({len(reason)}) — "
+                        "сократите и ответьте на это сообщение снова.",
+                        prompt_purpose="reject_other",
+                    )
             else:
                 reason = texts.REJECT_REASONS[reason_code]
             appeal.status = Status.REJECTED.value
@@ -494,7 +514,6 @@ class StaffService:
         album: str | None = None,
     ) -> str:
         """The resident replied to a message about their appeal: pass it to the department."""
-        text = text.strip()[: texts.MAX_DESCRIPTION]
         async with self.db.uow() as uow:
             appeal = await uow.appeals.get(appeal_id, lock=True)
             resident = await uow.residents.find(who.platform.value, who.user_id)
@@ -567,16 +586,23 @@ async def pass_comment(
 ) -> str:
     """The resident's words or photo about their appeal go to the department (queued in this
     unit); what to tell the resident."""
-    text = text.strip()[: texts.MAX_DESCRIPTION]
+    text = text.strip()
     spam = appeal.reject_reason == texts.REJECT_REASONS["spam"]
     if Status(appeal.status) is Status.CLOSED or spam:
         return texts.comment_on_closed(appeal.number)
     if not text and photo is None:
         return texts.comment_expected(appeal.number)
+    if len(text) > texts.MAX_DESCRIPTION:  # said, not cut: the resident still has it
+        return texts.comment_too_long(len(text))
+    footer = "\n↩️ Ответьте на это сообщение — ответ уйдёт жителю."
+    if photo is not None and text and len(text) > COMMENT_CAPTION:
+        # Longer than a photo's caption may be: the words go as a message of their own.
+        body = f"💬 Житель дополнил обращение № {appeal.number}:\n{text}{footer}"
+        await notify.to_staff(uow, config, appeal, body)
+        text = ""
     label = "Фото от жителя к обращению" if photo is not None else "Житель дополнил обращение"
-    body = f"💬 {label} № {appeal.number}" + (f":\n{text}" if text else "")
-    body += "\n↩️ Ответьте на это сообщение — ответ уйдёт жителю."
-    await notify.to_staff(uow, config, appeal, body[:1000], photo, album)
+    body = f"💬 {label} № {appeal.number}" + (f":\n{text}" if text else "") + footer
+    await notify.to_staff(uow, config, appeal, body, photo, album)
     await uow.appeals.add_event(appeal.id, "comment")
     await notify.refresh_cards(uow, appeal)
     if Status(appeal.status) is Status.RESOLVED:

@@ -400,6 +400,8 @@ class IntakeService:
     ) -> IntakeResult:
         """Written outside a conversation by a resident whose appeal is open («Когда
         приедут?», «Люк так и открыт»): kept, and the resident says where it belongs."""
+        if len(given.text.strip()) > texts.MAX_DESCRIPTION:
+            return IntakeResult([Reply(texts.comment_too_long(len(given.text.strip())), MENU)])
         data: dict[str, Any] = {
             "photos": list(given.photo_refs[: texts.MAX_PHOTOS]),
             "followup_text": given.text.strip(),
@@ -742,11 +744,18 @@ class IntakeService:
         if given.kind is InputKind.PHOTO:  # the rest of an album, or one more photo
             room = texts.MAX_PHOTOS - len(data["photos"])
             data["photos"] = data["photos"] + list(given.photo_refs[:room])
-            if given.text.strip():
-                data["followup_text"] = f"{data['followup_text']}\n{given.text.strip()}".strip()
-            return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["followup"])], changed=True)
+            joined = f"{data['followup_text']}\n{given.text.strip()}".strip()
+            said = texts.EXPECTED_AT_STEP["followup"]
+            if len(joined) > texts.MAX_DESCRIPTION:
+                said = f"{texts.comment_too_long(len(joined))} {said}"
+            else:
+                data["followup_text"] = joined
+            return _StepOutcome([Reply(said)], changed=True)
         if given.kind is InputKind.TEXT and _says_something(given.text.strip()):
-            data["followup_text"] = f"{data['followup_text']}\n{given.text.strip()}".strip()
+            joined = f"{data['followup_text']}\n{given.text.strip()}".strip()
+            if len(joined) > texts.MAX_DESCRIPTION:
+                return _StepOutcome([Reply(texts.comment_too_long(len(joined)))])
+            data["followup_text"] = joined
             said = f"{texts.ADDED_TO_FOLLOWUP} {texts.EXPECTED_AT_STEP['followup']}"
             return _StepOutcome([Reply(said)], changed=True)
         if given.kind is InputKind.ACTION and value == "new":

@@ -274,6 +274,13 @@ def followup_to(number: str) -> str:
     return f"💬 К обращению № {number}"
 
 
+def comment_too_long(length: int) -> str:
+    return (
+        f"Слишком длинно: {length} символов, а можно до {MAX_DESCRIPTION}. Сократите, пожалуйста, "
+        "или разделите на несколько сообщений — и пришлите снова."
+    )
+
+
 def comment_on_closed(number: str) -> str:
     return (
         f"Обращение № {number} уже закрыто. Если проблема осталась или появилась новая — "

@@ -62,11 +62,21 @@ _albums: dict[tuple[int, str], tuple[tuple[int, str, bool], float]] = {}
 _confirmed_albums: dict[tuple[int, str], float] = {}
 
 
-async def _report(bot: Bot, message: Message, outcome: Outcome, worker: OutboxWorker) -> None:
+async def _report(
+    bot: Bot, message: Message, outcome: Outcome, worker: OutboxWorker, staff: StaffService
+) -> None:
     if outcome.wrote_outbox:
         worker.wake()
     if outcome.notice:
         await _reply_once(message, outcome.notice)
+    if outcome.prompt and outcome.prompt_purpose and outcome.appeal_id:
+        # Asked again (a number not found, a reason too long): a reply to this one works.
+        sent = await message.reply(
+            outcome.prompt, reply_markup=ForceReply(input_field_placeholder="Ответьте здесь")
+        )
+        await staff.register_prompt(
+            outcome.appeal_id, message.chat.id, sent.message_id, outcome.prompt_purpose
+        )
 
 
 async def _reply_once(message: Message, text: str) -> None:
@@ -97,7 +107,7 @@ async def solution_photo(
     outcome = await staff.solution_photo(
         actor, appeal_id, photo, message.caption or "", album=message.media_group_id
     )
-    await _report(bot, message, outcome, worker)
+    await _report(bot, message, outcome, worker, staff)
 
 
 async def text_reply(
@@ -126,7 +136,7 @@ async def text_reply(
         return
     else:
         outcome = await staff.answer(actor, appeal_id, message.text)
-    await _report(bot, message, outcome, worker)
+    await _report(bot, message, outcome, worker, staff)
 
 
 async def other_reply(message: Message) -> None:

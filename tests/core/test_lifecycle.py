@@ -195,6 +195,11 @@ async def test_reject_with_duplicate_reason(db: Database, config: CoreConfig) ->
     assert prompt.prompt and prompt.prompt_purpose == "reject_duplicate"
     wrong = await world.staff.reject(IVAN, second_id, "duplicate", "2020-999999")
     assert not wrong.ok and await world.status(second_id) == "new"
+    # Asked again as a question (replying to it works), saying what was wrong.
+    assert wrong.prompt_purpose == "reject_duplicate" and wrong.appeal_id == second_id
+    assert wrong.prompt is not None and "Не нашёл обращения «2020-999999»" in wrong.prompt
+    itself = await world.staff.reject(IVAN, second_id, "duplicate", second_number)
+    assert itself.prompt is not None and "само отклоняемое обращение" in itself.prompt
     assert (await world.staff.reject(IVAN, second_id, "duplicate", f"№ {first_number}")).ok
     await drain(world.worker)
     assert await world.status(second_id) == "rejected"
@@ -203,6 +208,20 @@ async def test_reject_with_duplicate_reason(db: Database, config: CoreConfig) ->
     # The resident may ask why; staff may still answer. The status stays «rejected».
     assert (await world.staff.answer(IVAN, second_id, "Это та же яма, что в первом")).ok
     assert await world.status(second_id) == "rejected"
+
+
+async def test_a_rejection_reason_is_never_cut(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    long_reason = "Участок находится на федеральной трассе. " * 20
+    too_long = await world.staff.reject(IVAN, appeal_id, "other", long_reason)
+    assert not too_long.ok and too_long.prompt_purpose == "reject_other"
+    assert too_long.prompt is not None and f"({len(long_reason.strip())})" in too_long.prompt
+    assert await world.status(appeal_id) == "new"
+    reason = "Участок находится на федеральной трассе, обратитесь в Росавтодор"
+    assert (await world.staff.reject(IVAN, appeal_id, "other", reason)).ok
+    await drain(world.worker)
+    assert texts.rejected(number, reason) in world.sender.texts_to("501")
 
 
 async def test_unbound_department_goes_to_coordinators(db: Database, config: CoreConfig) -> None:
@@ -283,6 +302,32 @@ async def test_resident_follow_up_reaches_staff_and_back(db: Database, config: C
     assert (await world.staff.resident_feedback(ANNA, second_id, solved=True)).ok
     closed = await world.staff.resident_comment(ANNA, second_id, "ещё")
     assert closed == texts.comment_on_closed(second)
+
+
+async def test_a_long_comment_arrives_whole_or_is_refused(db: Database, config: CoreConfig) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    long_text = "Яма стала глубже, " * 100 + "конец."  # 1806 characters
+    assert await world.staff.resident_comment(ANNA, appeal_id, long_text) == texts.comment_sent(
+        number
+    )
+    too_long = "я" * (texts.MAX_DESCRIPTION + 1)
+    refused = await world.staff.resident_comment(ANNA, appeal_id, too_long)
+    assert refused == texts.comment_too_long(texts.MAX_DESCRIPTION + 1)
+    # A photo whose caption is longer than Telegram allows: the words go first, on their own.
+    caption = "Вот как это выглядит вечером, " * 35 + "конец."
+    photo = PhotoRef("telegram", "evening")
+    assert (await world.staff.resident_comment(ANNA, appeal_id, caption, photo)).startswith(
+        "Передали"
+    )
+    await drain(world.worker)
+    to_group = [s for s in world.sender.to(ROADS_GROUP) if s.method != "edit"]
+    whole = [s for s in to_group if "конец." in s.text]
+    assert long_text.strip() in whole[0].text and caption.strip() in whole[1].text
+    assert whole[1].photos == []
+    assert to_group[-1].photos == ["evening"] and len(to_group[-1].text) < 1024
+    assert not any("я" * 100 in s.text for s in to_group)
 
 
 async def test_words_outside_a_conversation_go_where_the_resident_says(

@@ -16,6 +16,7 @@ from aiogram.types import (
     CallbackQuery,
     Chat,
     Contact,
+    ForceReply,
     Location,
     Message,
     PhotoSize,
@@ -35,7 +36,7 @@ from bot.core.routing import ONLY_COORDINATORS, RoutingService
 from handlers.telegram.citizen import UNKNOWN_COMMAND
 from handlers.telegram.sender import TelegramSender
 from handlers.telegram.setup import build_dispatcher
-from storage.models import Appeal, Department, Draft, OutboxMessage
+from storage.models import Appeal, CardMessage, Department, Draft, OutboxMessage
 from storage.uow import Database
 from tests.conftest import COORDINATOR
 from tests.core.recording import RecordingSender, make_worker
@@ -300,3 +301,42 @@ async def test_coordinator_chatter_does_not_start_an_appeal(harness: Harness) ->
     assert await harness.draft_step() is None
     await harness.send(BOSS, text=texts.MENU_NEW)  # but they may file one on purpose
     assert await harness.draft_step() == "category"
+
+
+async def test_a_wrong_duplicate_number_is_asked_again_as_a_question(harness: Harness) -> None:
+    """«Не нашёл…» comes as a question of its own: replying to it (the natural thing to do)
+    finishes the rejection."""
+    original = await harness.file_roads_appeal()
+    await harness.send(RESIDENT, text=texts.MENU_NEW)
+    await harness.press(RESIDENT, "i:category:roads")
+    for step in ("Та же яма на дороге у остановки", "ул. Ленина, 1", texts.SKIP, texts.SKIP):
+        await harness.send(RESIDENT, text=step)
+    await harness.press(RESIDENT, "i:confirm:submit")
+    async with harness.db.uow() as uow:
+        repeat = await uow.session.scalar(select(Appeal).order_by(Appeal.id.desc()))
+        assert repeat is not None and repeat.id != original.id
+        await uow.cards.add(repeat.id, GROUP, 3333, "card")
+        await uow.commit()
+
+    async def latest_prompt() -> Message:
+        async with harness.db.uow() as uow:
+            card = await uow.session.scalar(
+                select(CardMessage)
+                .where(CardMessage.purpose == "reject_duplicate")
+                .order_by(CardMessage.id.desc())
+            )
+        assert card is not None and card.appeal_id == repeat.id
+        return message(BOT, GROUP, text="?").model_copy(update={"message_id": card.message_id})
+
+    await harness.press(STAFF, f"s:rj:{repeat.id}:duplicate", chat_id=GROUP, message_id=3333)
+    await harness.send(STAFF, chat_id=GROUP, text="дубль", reply_to_message=await latest_prompt())
+    asked_again = harness.bot.recorder.of(SendMessage)[-1]
+    assert "Не нашёл обращения «дубль»" in asked_again.text
+    assert isinstance(asked_again.reply_markup, ForceReply)
+    await harness.send(
+        STAFF, chat_id=GROUP, text=original.number, reply_to_message=await latest_prompt()
+    )
+    async with harness.db.uow() as uow:
+        rejected = await uow.appeals.get(repeat.id)
+    assert rejected is not None and rejected.status == "rejected"
+    assert rejected.reject_reason is not None and original.number in rejected.reject_reason
