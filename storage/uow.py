@@ -645,6 +645,11 @@ class CardRepo:
         return cards
 
 
+# The mark of messages failed because their chat would not take them (a coordinator who never
+# pressed Start): such messages may be queued again once it does.
+REFUSED_BY_CHAT = "refused by the chat"
+
+
 class OutboxRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -883,6 +888,22 @@ class OutboxRepo:
                 OutboxMessage.status.in_(("sent", "cancelled")),
                 OutboxMessage.created_at < before,
             )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def retry_refused(self, platform: str, chat_id: str, since: datetime) -> int:
+        """Queue again what this chat refused (``REFUSED_BY_CHAT``) since ``since``: it opened
+        the bot at last. How many."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.platform == platform,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status == "failed",
+                OutboxMessage.last_error.startswith(REFUSED_BY_CHAT),
+                OutboxMessage.created_at >= since,
+            )
+            .values(status="pending", next_attempt_at=utcnow())
         )
         return int(getattr(result, "rowcount", 0) or 0)
 

@@ -29,7 +29,7 @@ from bot.core.ports import (
 from bot.core.ratelimit import RateLimiter
 from bot.core.routing import migrate_chat, rehome_open_appeals
 from storage.models import OutboxMessage
-from storage.uow import Database, UnitOfWork, utcnow
+from storage.uow import REFUSED_BY_CHAT, Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ KEEP_DELIVERED = timedelta(days=30)
 KEEP_DRAFTS = timedelta(days=30)
 # VK's long poll keeps events for hours, not days: older claims can never be replayed.
 KEEP_EVENT_CLAIMS = timedelta(days=7)
+REFUSED_KEPT = timedelta(days=14)  # what a coordinator's chat refused, sent once they open it
 HOUSEKEEPING_EVERY = 3600.0  # seconds
 BATCH = 1000  # chats looked at per read
 REFRESH = 0.25  # seconds a read of the chats' next messages is used before reading again
@@ -79,6 +80,16 @@ class OutboxWorker:
         # started before they were recorded may still show them pending.
         self._finished: dict[int, float] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def chat_opened(self, platform: str, chat_id: str) -> int:
+        """A coordinator pressed Start: what their chat refused until now (cards of departments
+        without a group, notices) is queued again; how many."""
+        async with self.db.uow() as uow:
+            queued = await uow.outbox.retry_refused(platform, chat_id, utcnow() - REFUSED_KEPT)
+            await uow.commit()
+        if queued:
+            self.wake()
+        return queued
 
     def wake(self) -> None:
         """Called after a commit that queued messages, so they go out at once."""
@@ -380,7 +391,9 @@ class OutboxWorker:
                     item.chat_id,
                     error,
                 )
-                await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
+                # Kept as refused: they go out once the coordinator opens the bot.
+                refused = f"{REFUSED_BY_CHAT}: {error}"
+                await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, refused)
                 return
         await uow.outbox.fail_pending_for_chat(item.platform, item.chat_id, error)
         resident = await uow.residents.by_chat(item.platform, item.chat_id)

@@ -274,6 +274,13 @@ def followup_to(number: str) -> str:
     return f"💬 К обращению № {number}"
 
 
+def missed_while_closed(count: int) -> str:
+    return (
+        f"Пока бот не мог вам писать, не дошли сообщения ({count}): сейчас они придут — "
+        "карточки обращений и уведомления."
+    )
+
+
 def comment_too_long(length: int) -> str:
     return (
         f"Слишком длинно: {length} символов, а можно до {MAX_DESCRIPTION}. Сократите, пожалуйста, "

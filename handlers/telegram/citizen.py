@@ -48,6 +48,9 @@ async def command(
         # A coordinator opening the bot wants their tools, not the appeal form.
         await bot.send_message(message.chat.id, texts.COORDINATOR_HELP)
         await _answer(bot, message.chat.id, await intake.help(), worker)
+        missed = await worker.chat_opened(Platform.TELEGRAM.value, str(message.chat.id))
+        if missed:
+            await bot.send_message(message.chat.id, texts.missed_while_closed(missed))
         return
     actions = {
         "start": intake.start,

@@ -174,6 +174,31 @@ async def test_bot_removed_from_group_falls_back_to_coordinators(
     assert any(f"№ {earlier}" in t and "нет группы" in t for t in to_coordinator)
 
 
+async def test_what_a_coordinator_refused_goes_out_once_they_press_start(
+    db: Database, config: CoreConfig
+) -> None:
+    """A department without a group, and a coordinator who never opened the bot: the card is
+    not lost, it waits for them."""
+    world = await make_world(db, config)
+    world.sender.fail_chat["900"] = [RecipientGone("Forbidden: bot can't initiate conversation")]
+    _, number = await world.file(ANNA, "transport")  # no group: the card is the coordinator's
+    await drain(world.worker)
+    assert not any(f"№ {number}" in t for t in world.sender.texts_to(900))
+    async with db.uow() as uow:
+        refused = list(
+            await uow.session.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == "900"))
+        )
+    assert refused and {m.status for m in refused} == {"failed"}
+
+    assert await world.worker.chat_opened("telegram", "900") == len(refused)
+    await drain(world.worker)
+    cards = [t for t in world.sender.texts_to(900) if f"№ {number}" in t]
+    assert cards and "нет группы" in cards[-1]
+    assert await world.worker.chat_opened("telegram", "900") == 0  # sent: never again
+    # What failed for another reason is not queued again by a Start.
+    assert await world.worker.chat_opened("telegram", ANNA.chat_id) == 0
+
+
 async def test_solution_album_reaches_the_resident_as_one_album(
     db: Database, config: CoreConfig
 ) -> None:

@@ -37,7 +37,7 @@ from handlers.telegram.citizen import UNKNOWN_COMMAND
 from handlers.telegram.sender import TelegramSender
 from handlers.telegram.setup import build_dispatcher
 from storage.models import Appeal, CardMessage, Department, Draft, OutboxMessage
-from storage.uow import Database
+from storage.uow import REFUSED_BY_CHAT, Database
 from tests.conftest import COORDINATOR
 from tests.core.recording import RecordingSender, make_worker
 from tests.telegram.mocked import MockedBot
@@ -277,6 +277,18 @@ async def test_coordinator_start_shows_their_tools(harness: Harness) -> None:
     await harness.send(BOSS, text="/start")
     assert harness.said_to(COORDINATOR)[0] == texts.COORDINATOR_HELP
     assert await harness.draft_step() is None  # not dropped into the appeal form
+
+
+async def test_coordinator_start_brings_what_they_refused(harness: Harness) -> None:
+    async with harness.db.uow() as uow:  # a card refused before they ever opened the bot
+        card = await uow.outbox.add("telegram", COORDINATOR, "text", {"text": "Карточка № 1"})
+        card.status, card.last_error = "failed", f"{REFUSED_BY_CHAT}: Forbidden"
+        await uow.commit()
+    await harness.send(BOSS, text="/start")
+    assert harness.said_to(COORDINATOR)[-1] == texts.missed_while_closed(1)
+    async with harness.db.uow() as uow:
+        again = await uow.outbox.get(card.id)
+    assert again is not None and again.status == "pending"
 
 
 async def test_find_appeal_command(harness: Harness) -> None:
