@@ -83,7 +83,7 @@ def _letters(text: str) -> int:
 
 
 def _valid_description(text: str) -> bool:
-    """Words, not just emoji or a greeting: at least 10 characters with 5 letters among them."""
+    """Words, not just emoji or a greeting: «Нет света» will do, «😡😡😡😡😡😡😡😡» will not."""
     return texts.MIN_DESCRIPTION <= len(text) <= texts.MAX_DESCRIPTION and _letters(text) >= 5
 
 
@@ -509,6 +509,13 @@ class IntakeService:
             )
         elif given.kind is InputKind.PHOTO:
             return self._keep_photo(data, given, Step.CATEGORY)
+        words = given.text.strip()
+        if chosen is None and given.kind is InputKind.TEXT and _looks_like_a_problem(words):
+            # The greeting asks about the problem: an answer in words is the description.
+            too_long = _add_to_description(data, words)
+            if too_long is not None:
+                return _StepOutcome([too_long])
+            return _StepOutcome([Reply(texts.KEPT_PICK_CATEGORY)], next_step=Step.CATEGORY)
         if chosen is None:
             return _StepOutcome([Reply(texts.ASK_CATEGORY_AGAIN)], next_step=Step.CATEGORY)
         data["category"] = chosen.code

@@ -12,7 +12,7 @@ SEND_LOCATION = "📍 Отправить геопозицию"
 SEND_CONTACT = "📱 Отправить номер"
 
 MAX_DESCRIPTION = 2000
-MIN_DESCRIPTION = 10
+MIN_DESCRIPTION = 8  # «Нет света», «Нет воды»: short, and all the department needs
 MAX_ADDRESS = 300
 MIN_ADDRESS = 5
 MAX_PHOTOS = 10
@@ -136,6 +136,7 @@ EXPECTED_AT_STEP = {
 }
 ADDED_TO_DESCRIPTION = "Добавил это к описанию."
 CAPTION_ADDED = "Подпись добавил к описанию."
+KEPT_PICK_CATEGORY = "Записал это в описание. Теперь выберите категорию:"
 # Typed instead of pressed (VK residents rarely type slash commands): the whole message, any case.
 CANCEL_WORDS = frozenset({"отмена", "отменить", "отмени", "стоп", "cancel"})
 HELP_WORDS = frozenset({"помощь", "справка", "help"})

@@ -179,6 +179,30 @@ async def test_a_caption_of_an_early_photo_becomes_the_description(
     assert (await draft_data(sqlite_db))["description"] == DESCRIPTION
 
 
+async def test_a_short_plain_description_is_enough(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    taken = await intake.handle(ANNA, text("Нет света"))
+    assert taken.replies[-1].text == texts.ASK_ADDRESS
+    assert (await draft_data(sqlite_db))["description"] == "Нет света"
+
+
+async def test_a_problem_typed_instead_of_a_category_is_kept(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)  # «Расскажите о проблеме…», and the categories
+    kept = await intake.handle(ANNA, text(DESCRIPTION))
+    assert kept.replies[0].text == texts.KEPT_PICK_CATEGORY
+    assert kept.replies[-1].text == texts.ASK_CATEGORY  # the buttons again
+    odd = await intake.handle(ANNA, text("ну"))
+    assert odd.replies[0].text == texts.ASK_CATEGORY_AGAIN
+    chosen = await intake.handle(ANNA, press("i:category:roads"))
+    assert chosen.replies[-1].text == texts.ASK_ADDRESS  # described already
+    assert (await draft_data(sqlite_db))["description"] == DESCRIPTION
+
+
 async def test_cancel_and_help_can_be_typed(sqlite_db: Database, config: CoreConfig) -> None:
     intake = IntakeService(sqlite_db, config)
     await intake.start(ANNA)
