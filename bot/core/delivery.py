@@ -211,7 +211,12 @@ class OutboxWorker:
             if len(self._in_flight) >= self.concurrency:
                 break
             chat = (item.platform, item.chat_id)
-            if chat in self._busy_chats or item.id in self._finished:
+            if item.id in self._finished:
+                # Its chat's next message is not read yet: read again at REFRESH, not after
+                # idling (a reply of two messages would arrive a second apart).
+                wait = min(wait, self._read_at + REFRESH - time.monotonic())
+                continue
+            if chat in self._busy_chats:
                 continue
             if item.platform not in self.senders:
                 continue
