@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core import notify
+from bot.core import notify, texts
 from bot.core.cards import render_card
 from bot.core.config import CoreConfig
 from bot.core.model import Keyboard
@@ -489,6 +489,11 @@ class OutboxWorker:
         if item.kind == "card_media":
             caption = f"📷 Фото к обращению № {number}"
             portable = await self._portable(item.platform, photos)
+            if len(portable) < len(photos):  # staff should know there was more to see
+                caption += "\n" + texts.photos_gone(len(photos) - len(portable), len(photos))
+            if not portable:
+                message_id = await sender.send_text(chat, caption, None)
+                return [(int(chat), message_id, "media")]
             ids = await sender.send_photos(chat, portable, caption)
             return [(int(chat), message_id, "media") for message_id in ids]
         if item.kind == "card_location":

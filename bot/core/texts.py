@@ -275,6 +275,13 @@ def followup_to(number: str) -> str:
     return f"💬 К обращению № {number}"
 
 
+def photos_gone(missing: int, total: int) -> str:
+    return (
+        f"⚠️ Не удалось получить {missing} из {total} фото: платформа жителя их больше не "
+        "отдаёт. Если они нужны — попросите жителя прислать их снова (ответом на карточку)."
+    )
+
+
 def missed_while_closed(count: int) -> str:
     return (
         f"Пока бот не мог вам писать, не дошли сообщения ({count}): сейчас они придут — "

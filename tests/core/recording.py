@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from bot.core.config import CoreConfig
 from bot.core.delivery import OutboxWorker
 from bot.core.model import Keyboard
-from bot.core.ports import PhotoRef
+from bot.core.ports import PermanentError, PhotoRef
 from bot.core.ratelimit import Limits, RateLimiter
 from storage.uow import Database
 
@@ -43,6 +43,7 @@ class RecordingSender:
         self.fail_with: list[Exception] = []
         self.fail_chat: dict[str, list[Exception]] = {}
         self.fetched: list[str] = []
+        self.gone: set[str] = set()  # photos their platform no longer gives out
         self._next_id = 1000
 
     def _id(self) -> int:
@@ -85,6 +86,8 @@ class RecordingSender:
 
     async def fetch_photo(self, ref: str) -> bytes:
         self.fetched.append(ref)
+        if ref in self.gone:
+            raise PermanentError("photo download: HTTP 404")
         return b"bytes of " + ref.encode()
 
     async def send_location(

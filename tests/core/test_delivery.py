@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from bot.core import texts
 from bot.core.config import CoreConfig
-from bot.core.model import StaffActor
+from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef, StaffActor
 from bot.core.ports import ChatMoved, PhotoRef, RecipientGone, RetryAfter
 from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
 from storage.models import Department, Draft, OutboxMessage, Resident
@@ -197,6 +198,41 @@ async def test_what_a_coordinator_refused_goes_out_once_they_press_start(
     assert await world.worker.chat_opened("telegram", "900") == 0  # sent: never again
     # What failed for another reason is not queued again by a Start.
     assert await world.worker.chat_opened("telegram", ANNA.chat_id) == 0
+
+
+async def test_a_vk_photo_gone_before_the_card_is_said_on_the_card(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await make_world(db, config)
+    masha = ResidentRef(Platform.VK, user_id="5551001", chat_id="5551001", first_name="Мария")
+    world.sender.gone = {"https://sun9.userapi.com/gone.jpg"}
+    await world.intake.start(masha)
+    await world.intake.handle(masha, IntakeInput(InputKind.ACTION, action="i:category:roads"))
+    await world.intake.handle(masha, IntakeInput(InputKind.TEXT, text="Яма у остановки, глубокая"))
+    await world.intake.handle(masha, IntakeInput(InputKind.TEXT, text="ул. Ленина, 5"))
+    refs = ("https://sun9.userapi.com/kept.jpg", "https://sun9.userapi.com/gone.jpg")
+    await world.intake.handle(masha, IntakeInput(InputKind.PHOTO, photo_refs=refs))
+    await world.intake.handle(masha, IntakeInput(InputKind.TEXT, text=texts.DONE))
+    await world.intake.handle(masha, IntakeInput(InputKind.TEXT, text=texts.SKIP))
+    submitted = await world.intake.handle(
+        masha, IntakeInput(InputKind.ACTION, action="i:confirm:submit")
+    )
+    assert submitted.submitted_number is not None
+    await drain(world.worker)
+    (media,) = [s for s in world.sender.to(ROADS_GROUP) if s.method == "photos"]
+    assert media.photos == ["https://sun9.userapi.com/kept.jpg"]
+    assert texts.photos_gone(1, 2) in media.text
+
+    # Every photo gone: the card still says there were some.
+    world.sender.gone.add("https://sun9.userapi.com/kept.jpg")
+    async with db.uow() as uow:
+        appeal = await uow.appeals.by_number(submitted.submitted_number)
+        assert appeal is not None
+        await uow.outbox.add("telegram", ROADS_GROUP, "card_media", {}, appeal.id)
+        await uow.commit()
+    await drain(world.worker)
+    said = world.sender.to(ROADS_GROUP)[-1]
+    assert said.method == "text" and texts.photos_gone(2, 2) in said.text
 
 
 async def test_solution_album_reaches_the_resident_as_one_album(
