@@ -476,6 +476,14 @@ class IntakeService:
             said += caption + " "
         return _StepOutcome([Reply(said + texts.EXPECTED_AT_STEP[step.value])], changed=True)
 
+    def _keep_location(self, data: dict[str, Any], given: IntakeInput, step: Step) -> _StepOutcome:
+        """A map point sent before its step is the address, kept for when it is asked."""
+        if given.latitude is None or given.longitude is None:
+            return _StepOutcome([Reply(texts.EXPECTED_AT_STEP[step.value])])
+        data["lat"], data["lon"], data["address"] = given.latitude, given.longitude, None
+        said = f"{texts.LOCATION_KEPT} {texts.EXPECTED_AT_STEP[step.value]}"
+        return _StepOutcome([Reply(said)], changed=True)
+
     def _keep_caption(self, data: dict[str, Any], given: IntakeInput) -> str | None:
         """A photo's caption that says something (not a bare «вот») joins the description;
         what to tell the resident about it, or None when there is nothing to tell."""
@@ -509,6 +517,8 @@ class IntakeService:
             )
         elif given.kind is InputKind.PHOTO:
             return self._keep_photo(data, given, Step.CATEGORY)
+        elif given.kind is InputKind.LOCATION:
+            return self._keep_location(data, given, Step.CATEGORY)
         words = given.text.strip()
         if chosen is None and given.kind is InputKind.TEXT and _looks_like_a_problem(words):
             # The greeting asks about the problem: an answer in words is the description.
@@ -519,10 +529,10 @@ class IntakeService:
         if chosen is None:
             return _StepOutcome([Reply(texts.ASK_CATEGORY_AGAIN)], next_step=Step.CATEGORY)
         data["category"] = chosen.code
-        described = bool(data.get("description"))
-        return _StepOutcome(
-            next_step=self._after(data, Step.ADDRESS if described else Step.DESCRIPTION)
-        )
+        if not data.get("description"):
+            return _StepOutcome(next_step=self._after(data, Step.DESCRIPTION))
+        located = data.get("lat") is not None or bool(data.get("address"))
+        return _StepOutcome(next_step=self._after(data, Step.PHOTOS if located else Step.ADDRESS))
 
     async def _description(
         self,
@@ -543,6 +553,8 @@ class IntakeService:
                 outcome.changed = True
                 return outcome
             return self._keep_photo(data, given, Step.DESCRIPTION)
+        if given.kind is InputKind.LOCATION:
+            return self._keep_location(data, given, Step.DESCRIPTION)
         if given.kind is not InputKind.TEXT:
             return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["description"])])
         text = given.text.strip()
@@ -552,7 +564,8 @@ class IntakeService:
         if not _valid_description(text):
             return _StepOutcome([Reply(texts.DESCRIPTION_TOO_SHORT)])
         data["description"] = text
-        return _StepOutcome(next_step=self._after(data, Step.ADDRESS))
+        located = data.get("lat") is not None or bool(data.get("address"))
+        return _StepOutcome(next_step=self._after(data, Step.PHOTOS if located else Step.ADDRESS))
 
     async def _address(
         self,

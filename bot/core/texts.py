@@ -136,6 +136,7 @@ EXPECTED_AT_STEP = {
 }
 ADDED_TO_DESCRIPTION = "Добавил это к описанию."
 CAPTION_ADDED = "Подпись добавил к описанию."
+LOCATION_KEPT = "Геометку сохранил — это будет адрес."
 KEPT_PICK_CATEGORY = "Записал это в описание. Теперь выберите категорию:"
 # Typed instead of pressed (VK residents rarely type slash commands): the whole message, any case.
 CANCEL_WORDS = frozenset({"отмена", "отменить", "отмени", "стоп", "cancel"})
@@ -232,7 +233,8 @@ def thanks_confirmed(number: str) -> str:
 def reopened_for_resident(number: str, deadline: str) -> str:
     return (
         f"Обращение № {number} возвращено в работу. Мы сообщили отделу и координатору, "
-        f"что проблема не решена. Новый срок ответа — до {deadline}."
+        f"что проблема не решена. Новый срок ответа — до {deadline}.\n"
+        "Ответьте на это сообщение, что осталось не так, — передадим в отдел."
     )
 
 

@@ -179,6 +179,22 @@ async def test_a_caption_of_an_early_photo_becomes_the_description(
     assert (await draft_data(sqlite_db))["description"] == DESCRIPTION
 
 
+async def test_a_map_point_sent_early_is_the_address(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    pin = IntakeInput(kind=InputKind.LOCATION, latitude=55.75, longitude=37.61)
+    kept = await intake.handle(ANNA, pin)  # at the description step
+    assert kept.replies[0].text.startswith(texts.LOCATION_KEPT)
+    assert await step_of(sqlite_db) == "description"
+    described = await intake.handle(ANNA, text(DESCRIPTION))
+    assert described.replies[-1].text.startswith(texts.ASK_PHOTOS)  # no address asked
+    data = await draft_data(sqlite_db)
+    assert (data["lat"], data["lon"]) == (55.75, 37.61)
+
+
 async def test_a_short_plain_description_is_enough(sqlite_db: Database, config: CoreConfig) -> None:
     intake = IntakeService(sqlite_db, config)
     await intake.start(ANNA)
