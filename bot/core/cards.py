@@ -13,6 +13,8 @@ from storage.uow import UnitOfWork
 
 TELEGRAM_TEXT_LIMIT = 4096
 HISTORY_LINES = 8
+# Events that may come many times in a row, shown as one line with a count.
+REPEATABLE = frozenset({"comment", "solution_photo", "answer", "reminder"})
 
 EVENT_TITLES = {
     "created": "принято",
@@ -31,7 +33,7 @@ EVENT_TITLES = {
     "reminder": "⏰ напоминание:",
     "escalated": "🔺 эскалация:",
     "extended": "⏳ срок продлён:",
-    "banned": "⛔ автор заблокирован координатором",
+    "banned": "⛔ автор заблокирован:",
     "unbanned": "блокировка автора снята",
 }
 PLATFORM_TITLES = {"telegram": "Telegram", "vk": "VK"}
@@ -66,12 +68,33 @@ def status_keyboard(appeal: Appeal) -> Keyboard | None:
 def event_line(event: AppealEvent, config: CoreConfig) -> str:
     when = config.local(event.at).strftime("%d.%m %H:%M")
     title = EVENT_TITLES.get(event.kind, event.kind)
-    parts = [title]
+    parts = [title if event.detail else title.removesuffix(",").removesuffix(":")]
     if event.detail:
         parts.append(event.detail)
     if event.actor:
         parts.append(f"({event.actor})")
     return f"{when} — " + " ".join(parts)
+
+
+def history_lines(events: list[AppealEvent], config: CoreConfig) -> list[str]:
+    """The card's history: repeats in a row (an album's photos, a stream of comments) on one
+    line with their count; the first event (when and how it came) always kept, then the latest."""
+    merged: list[tuple[AppealEvent, int]] = []
+    for event in events:
+        last = merged[-1][0] if merged else None
+        if (
+            last is not None
+            and (last.kind, last.actor, last.detail) == (event.kind, event.actor, event.detail)
+            and event.kind in REPEATABLE
+        ):
+            merged[-1] = (event, merged[-1][1] + 1)  # the line shows the latest time
+            continue
+        merged.append((event, 1))
+    lines = [event_line(e, config) + (f" ×{n}" if n > 1 else "") for e, n in merged]
+    if len(lines) <= HISTORY_LINES:
+        return lines
+    hidden = len(lines) - HISTORY_LINES + 1
+    return [lines[0], f"… и ещё событий: {hidden}", *lines[-(HISTORY_LINES - 2) :]]
 
 
 async def render_card(
@@ -135,7 +158,7 @@ async def render_card(
     if solutions:
         place.append(f"🖼 Фото решения: {solutions}")
 
-    history = [event_line(e, config) for e in events[-HISTORY_LINES:]]
+    history = history_lines(events, config)
     footer = []
     keyboard = None if frozen else status_keyboard(appeal)
     if keyboard is not None:
