@@ -152,13 +152,20 @@ class StaffService:
                 )
             if which == "reject":
                 reasons = [
-                    [Button("Не наша компетенция", f"s:rj:{appeal.id}:not_ours")],
+                    # The administration's, not the department's: another department is
+                    # «Передать», and the resident reads «не относится к компетенции
+                    # администрации».
+                    [Button("Вне ведения администрации", f"s:rj:{appeal.id}:not_ours")],
                     [Button("Спам / не обращение", f"s:rj:{appeal.id}:spam")],
                     [Button("Дубликат…", f"s:rj:{appeal.id}:duplicate")],
                     [Button("Другая причина…", f"s:rj:{appeal.id}:other")],
                     [Button("« Назад", f"s:back:{appeal.id}")],
                 ]
-                return Outcome(ok=True, notice="Причина отклонения?", keyboard=inline(*reasons))
+                return Outcome(
+                    ok=True,
+                    notice="Причина отклонения? Если это другой отдел — «Передать».",
+                    keyboard=inline(*reasons),
+                )
             if which == "extend":
                 spans = [
                     Button(texts.days_label(days), f"s:ext:{appeal.id}:{days}")

@@ -258,8 +258,12 @@ class IntakeService:
         async with self.db.uow() as uow:
             resident = await uow.residents.find(who.platform.value, who.user_id)
             appeals = await uow.appeals.of_resident(resident.id, MY_LIMIT) if resident else []
+            draft = await uow.drafts.get(who.platform.value, who.user_id)
+            # A draft in progress is not an appeal yet, but the resident may be looking for it.
+            unfinished = draft is not None and _has_content(draft.data)
             if not appeals:
-                return IntakeResult([Reply(texts.MY_EMPTY, MENU)])
+                said = f"{texts.MY_EMPTY}\n{texts.MY_DRAFT}" if unfinished else texts.MY_EMPTY
+                return IntakeResult([Reply(said, MENU)])
             lines = [texts.MY_HEADER]
             for appeal in appeals:
                 category = await uow.catalog.category(appeal.category_id)
@@ -269,6 +273,8 @@ class IntakeService:
                 lines.append(f"• № {appeal.number} от {created} — {title}: {status}")
             if len(appeals) == MY_LIMIT:
                 lines.append(texts.MY_MORE.format(count=MY_LIMIT))
+            if unfinished:
+                lines.append(texts.MY_DRAFT)
             return IntakeResult([Reply("\n".join(lines), MENU)])
 
     async def handle(

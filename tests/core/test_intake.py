@@ -195,6 +195,18 @@ async def test_a_map_point_sent_early_is_the_address(
     assert (data["lat"], data["lon"]) == (55.75, 37.61)
 
 
+async def test_my_appeals_mentions_a_draft_in_progress(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    await intake.handle(ANNA, text(DESCRIPTION))
+    mine = await intake.my_appeals(ANNA)
+    assert mine.replies[0].text == f"{texts.MY_EMPTY}\n{texts.MY_DRAFT}"
+    assert await step_of(sqlite_db) == "address"  # untouched
+
+
 async def test_a_short_plain_description_is_enough(sqlite_db: Database, config: CoreConfig) -> None:
     intake = IntakeService(sqlite_db, config)
     await intake.start(ANNA)
