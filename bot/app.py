@@ -91,6 +91,7 @@ def core_config(settings: Settings) -> CoreConfig:
         head_chat_ids=tuple(settings.head_chat_ids),
         schedule=settings.schedule,
         appeals_per_hour=settings.appeals_per_hour,
+        verdict_wait=settings.verdict_wait,
     )
 
 

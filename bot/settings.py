@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     solution_deadline: timedelta = timedelta(days=3)
     reminder_at: float = Field(default=0.75, gt=0, lt=1)
+    verdict_wait: timedelta = timedelta(days=15)
     escalation_delays: Annotated[list[timedelta], NoDecode] = Field(
         default_factory=lambda: [timedelta(0), timedelta(hours=4), timedelta(hours=8)]
     )

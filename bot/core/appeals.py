@@ -380,6 +380,8 @@ class StaffService:
             appeal.status = Status.RESOLVED.value
             appeal.resolved_at = utcnow()
             appeal.first_answer_at = appeal.first_answer_at or appeal.resolved_at
+            # The scan closes it if the resident never answers (CoreConfig.verdict_wait).
+            appeal.next_check_at = appeal.resolved_at
             await uow.appeals.add_event(appeal.id, "resolved", actor.name)
             # Only a photo sent since the last «не решена» is a report of this round's work.
             since = await uow.appeals.last_event_at(appeal.id, "reopened") or appeal.created_at

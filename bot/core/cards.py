@@ -27,6 +27,7 @@ EVENT_TITLES = {
     "unresolved": "«Решено» отменено, снова в работе",
     "rejected": "отклонено:",
     "confirmed": "житель подтвердил решение",
+    "closed_unconfirmed": "закрыто: житель не ответил за",
     "reopened": "житель: не решено — возобновлено,",
     "unreachable": "житель недоступен: не принимает сообщения",
     "comment": "житель дополнил обращение",
@@ -114,7 +115,11 @@ async def render_card(
         header.insert(0, note)
     cat = f"{category.emoji} {category.title}".strip() if category else "?"
     header.append(f"{cat} → {department.name if department else '?'}")
-    status_line = f"Статус: {texts.STATUS_TITLES[status]}"
+    status_title = texts.STATUS_TITLES[status]
+    verdicts = [e.kind for e in events if e.kind in ("confirmed", "closed_unconfirmed")]
+    if status is Status.CLOSED and verdicts and verdicts[-1] == "closed_unconfirmed":
+        status_title = texts.CLOSED_UNCONFIRMED_TITLE
+    status_line = f"Статус: {status_title}"
     if appeal.taken_by_name and status in (Status.IN_WORK, Status.RESOLVED, Status.CLOSED):
         status_line += f" — {appeal.taken_by_name}"
     header.append(status_line)

@@ -31,6 +31,9 @@ class CoreConfig:
     # New appeals one resident may file within an hour (APPEALS_PER_HOUR; 5 by default in the
     # settings); 0 here, the core's default, means no limit. Coordinators are never limited.
     appeals_per_hour: int = 0
+    # «Решено» waits this long for the resident's word, then the appeal closes unconfirmed
+    # (as «Наш город» gives residents 15 days to confirm or dispute).
+    verdict_wait: timedelta = timedelta(days=15)
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)

@@ -20,6 +20,7 @@ from bot.core.deadlines import (
     outstanding,
     planned_steps,
 )
+from bot.core.model import Status
 from storage.models import Appeal
 from storage.uow import Database, UnitOfWork
 
@@ -114,8 +115,28 @@ async def _advance(
         done.add(step.key)
         taken += 1
     later = [step.at for step in steps if outstanding(step, done, now)]
+    if Status(appeal.status) is Status.RESOLVED and appeal.resolved_at is not None:
+        closes_at = appeal.resolved_at + config.verdict_wait
+        if closes_at <= now:
+            await _close_unconfirmed(uow, config, appeal, now)
+            taken += 1
+        else:
+            later.append(closes_at)
     appeal.next_check_at = min(later) if later else None
     return appeal, taken
+
+
+async def _close_unconfirmed(
+    uow: UnitOfWork, config: CoreConfig, appeal: Appeal, now: datetime
+) -> None:
+    """«Решено» and no word from the resident in ``verdict_wait``: the appeal closes, and the
+    resident is told how to go on if the problem is still there."""
+    days = max(config.verdict_wait.days, 1)
+    appeal.status = Status.CLOSED.value
+    appeal.closed_at = now
+    await uow.appeals.add_event(appeal.id, "closed_unconfirmed", detail=f"{days} дн", at=now)
+    await notify.to_resident(uow, appeal, texts.closed_unconfirmed(appeal.number, days))
+    log.info("appeal %s: closed, the resident did not answer", appeal.number)
 
 
 async def _take_step(

@@ -285,6 +285,16 @@ def photos_gone(missing: int, total: int) -> str:
     )
 
 
+CLOSED_UNCONFIRMED_TITLE = "☑️ Решено, житель не ответил — закрыто"
+
+
+def closed_unconfirmed(number: str, days: int) -> str:
+    return (
+        f"Обращение № {number} закрыто: отдел сообщил, что проблема решена, а ответа от вас "
+        f"не было {days} дн. Если проблема осталась — подайте новое обращение: «{MENU_NEW}»."
+    )
+
+
 def missed_while_closed(count: int) -> str:
     return (
         f"Пока бот не мог вам писать, не дошли сообщения ({count}): сейчас они придут — "

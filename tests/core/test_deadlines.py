@@ -377,3 +377,34 @@ async def test_a_reopened_appeal_passed_on_still_owes_an_answer(
     listed = await overdue(db, short, late, housing, 0)
     assert [item.kind for item in listed.items] == ["answer"]
     assert await scan(db, short, late) >= 1  # the new department's chain runs
+
+
+async def test_a_resolved_appeal_without_the_residents_word_closes_in_time(
+    db: Database, short: CoreConfig
+) -> None:
+    world = await make_world(db, short)
+    appeal_id, number = await world.file(ANNA, "roads")
+    silent_id, silent = await world.file(ANNA, "roads")
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    assert (await world.staff.resolve(IVAN, silent_id)).ok
+    assert (await world.staff.resident_feedback(ANNA, appeal_id, solved=True)).ok
+    resolved = await appeal_row(db, silent_id)
+    assert resolved.resolved_at is not None
+    closes = resolved.resolved_at + short.verdict_wait
+
+    assert await scan(db, short, closes - timedelta(minutes=1)) == 0  # still waiting
+    assert (await appeal_row(db, silent_id)).status == "resolved"
+    assert await scan(db, short, closes + timedelta(seconds=1)) == 1
+    assert await scan(db, short, closes + timedelta(days=1)) == 0  # once
+    closed = await appeal_row(db, silent_id)
+    assert closed.status == "closed" and closed.next_check_at is None
+    await drain(world.worker)
+    told = texts.closed_unconfirmed(silent, short.verdict_wait.days)
+    assert world.sender.texts_to(ANNA.chat_id).count(told) == 1
+    card = [s for s in world.sender.to(ROADS_GROUP) if f"№ {silent}" in s.text][-1]
+    assert texts.CLOSED_UNCONFIRMED_TITLE in card.text and "житель не ответил за 15 дн" in card.text
+    # The one the resident confirmed stays as they said; a late «Не решена» changes nothing.
+    assert (await appeal_row(db, appeal_id)).status == "closed"
+    late = await world.staff.resident_feedback(ANNA, silent_id, solved=False)
+    assert not late.ok and (await appeal_row(db, silent_id)).status == "closed"
+    assert number != silent
