@@ -102,6 +102,9 @@ class Resident(Base):
     banned_at: Mapped[datetime | None]
     ban_reason: Mapped[str | None] = mapped_column(String(300))
     ban_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Their VK client shows no inline or callback buttons (as it said when they last filed an
+    # appeal): notices' buttons are sent as text buttons.
+    text_buttons: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Draft(Base):

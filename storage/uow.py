@@ -378,7 +378,12 @@ class ResidentRepo:
         return self._found[key]
 
     async def upsert(
-        self, platform: str, external_id: str, chat_id: str, first_name: str
+        self,
+        platform: str,
+        external_id: str,
+        chat_id: str,
+        first_name: str,
+        text_buttons: bool = False,
     ) -> Resident:
         resident = await self.find(platform, external_id)
         if resident is None:
@@ -388,11 +393,13 @@ class ResidentRepo:
                 chat_id=chat_id,
                 first_name=first_name,
                 unreachable=False,
+                text_buttons=text_buttons,
                 created_at=utcnow(),
             )
             self.session.add(resident)
         else:
             resident.chat_id, resident.unreachable = chat_id, False
+            resident.text_buttons = text_buttons
             if first_name:
                 resident.first_name = first_name
         await self.session.flush()

@@ -67,7 +67,7 @@ async def submit(
     known = await uow.residents.find(who.platform.value, who.user_id)
     was_unreachable = known is not None and known.unreachable
     resident = await uow.residents.upsert(
-        who.platform.value, who.user_id, who.chat_id, who.first_name
+        who.platform.value, who.user_id, who.chat_id, who.first_name, who.text_buttons
     )
     if was_unreachable:  # they are back: the cards of their other appeals say so
         await notify.refresh_resident_cards(uow, resident.id)

@@ -49,13 +49,22 @@ class Keyboard:
     rows: tuple[tuple[Button, ...], ...] = ()
     inline: bool = True
     remove: bool = False  # hide a reply keyboard
+    one_time: bool = False  # a keyboard under the input field that hides after a press
 
     def to_dict(self) -> dict[str, object]:
         return {
             "inline": self.inline,
             "remove": self.remove,
+            "one_time": self.one_time,
             "rows": [[b.__dict__ for b in row] for row in self.rows],
         }
+
+    def as_text_buttons(self) -> Keyboard:
+        """For VK clients without inline or callback buttons: the same choices under the
+        input field, gone after a press; a press comes back as a message carrying the action."""
+        if not self.inline:
+            return self
+        return Keyboard(rows=self.rows, inline=False, one_time=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Keyboard:
@@ -65,6 +74,7 @@ class Keyboard:
             rows=tuple(tuple(Button(**b) for b in row) for row in rows),
             inline=bool(data.get("inline", True)),
             remove=bool(data.get("remove", False)),
+            one_time=bool(data.get("one_time", False)),
         )
 
 
@@ -97,6 +107,8 @@ class ResidentRef:
     user_id: str
     chat_id: str
     first_name: str = ""
+    # A VK client without inline or callback buttons: notices' buttons go as text buttons.
+    text_buttons: bool = False
 
 
 @dataclass(frozen=True)

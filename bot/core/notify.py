@@ -52,6 +52,8 @@ async def to_resident(
     # Remembered, so that the resident's reply to it reaches the department as a comment.
     payload: dict[str, object] = {"text": text, "remember": "notice"}
     if keyboard is not None:
+        if resident.text_buttons:  # their client would show callback buttons as nothing
+            keyboard = keyboard.as_text_buttons()
         payload["keyboard"] = keyboard.to_dict()
     kind = "text"
     delay = timedelta(0)

@@ -17,7 +17,7 @@ from bot.core import texts
 from bot.core.appeals import StaffService
 from bot.core.delivery import OutboxWorker
 from bot.core.intake import IntakeResult, IntakeService
-from bot.core.model import InputKind, IntakeInput, Keyboard, Platform, Reply, ResidentRef
+from bot.core.model import InputKind, IntakeInput, Platform, Reply, ResidentRef
 from bot.core.ports import DeliveryError, PhotoRef
 from handlers.vk.client import VkClient
 from handlers.vk.inputs import as_int, button_action, intake_input, resident_of
@@ -66,7 +66,8 @@ class VkConversation:
         callbacks = (not isinstance(actions, list) or "callback" in actions) and bool(
             client_info.get("inline_keyboard", True)
         )
-        who = resident_of(from_id, peer_id, await self.client.first_name(from_id))
+        first_name = await self.client.first_name(from_id)
+        who = resident_of(from_id, peer_id, first_name, text_buttons=not callbacks)
         text = str(message.get("text") or "").strip()
         action = button_action(message.get("payload"))
         if action is not None and action != "/start":
@@ -236,7 +237,9 @@ class VkConversation:
         key = current_event_key() or uuid.uuid4().hex
         async with self.db.uow() as uow:
             for index, reply in enumerate(replies):
-                keyboard = reply.keyboard if callbacks else text_buttons(reply.keyboard)
+                keyboard = reply.keyboard
+                if keyboard is not None and not callbacks:
+                    keyboard = keyboard.as_text_buttons()
                 payload: dict[str, object] = {
                     "text": reply.text,
                     "random_id": derived_random_id(key, index),
@@ -250,11 +253,3 @@ class VkConversation:
 
 def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def text_buttons(keyboard: Keyboard | None) -> Keyboard | None:
-    """For clients without inline or callback buttons: the same choices as keyboard buttons,
-    whose presses come back as messages carrying the action."""
-    if keyboard is None or not keyboard.inline:
-        return keyboard
-    return Keyboard(rows=keyboard.rows, inline=False)

@@ -20,9 +20,15 @@ UNSUPPORTED_TYPES = {
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "heic", "webp", "bmp", "gif"}
 
 
-def resident_of(user_id: int, peer_id: int, first_name: str = "") -> ResidentRef:
+def resident_of(
+    user_id: int, peer_id: int, first_name: str = "", text_buttons: bool = False
+) -> ResidentRef:
     return ResidentRef(
-        platform=Platform.VK, user_id=str(user_id), chat_id=str(peer_id), first_name=first_name
+        platform=Platform.VK,
+        user_id=str(user_id),
+        chat_id=str(peer_id),
+        first_name=first_name,
+        text_buttons=text_buttons,
     )
 
 

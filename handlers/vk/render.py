@@ -66,4 +66,6 @@ def keyboard_json(keyboard: Keyboard | None, callbacks: bool = True) -> str | No
                 plain.append(_button(b, "text"))
         if plain:
             rendered.append(plain[:ROW_WIDTH])
-    return json.dumps({"one_time": False, "buttons": rendered[:KEYBOARD_ROWS]}, ensure_ascii=False)
+    return json.dumps(
+        {"one_time": keyboard.one_time, "buttons": rendered[:KEYBOARD_ROWS]}, ensure_ascii=False
+    )

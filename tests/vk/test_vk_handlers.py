@@ -388,3 +388,44 @@ async def test_a_vk_follow_up_typed_without_reply_reaches_the_department(
     # Staff see it where the card is (the coordinators: no group is bound here).
     passed = [s for s in vk.sender.sent if "Завтра это во сколько?" in s.text]
     assert passed and f"№ {number}" in passed[0].text
+
+
+async def test_a_client_without_callback_buttons_can_answer_the_verdict(vk: VkHarness) -> None:
+    """Its «Решено» question comes as text buttons (one press, then gone), and a press works."""
+    text_only = {"button_actions": ["text", "location"], "keyboard": True, "inline_keyboard": False}
+
+    async def says(text: str = "", **kwargs: Any) -> list[Sent]:
+        before = len(vk.fake.sent)
+        vk.fake.write(RESIDENT, text, **kwargs)
+        vk.fake.events[-1]["object"]["client_info"] = text_only
+        await vk.deliver()
+        return [s for s in vk.fake.sent[before:] if s.peer_id == RESIDENT]
+
+    def pressed(action: str) -> str:
+        return json.dumps({"a": action}, ensure_ascii=False)
+
+    await says("Начать", payload=json.dumps({"command": "start"}))
+    await says("🛣 Дороги", payload=pressed("i:category:roads"))
+    await says("Открыт люк на тротуаре возле школы")
+    await says(geo=(55.7512, 37.6184))
+    await says(texts.SKIP)
+    await says(texts.SKIP)
+    said = await says("✅ Отправить", payload=pressed("i:confirm:submit"))
+    number = next(s for s in said if "принято" in s.text).text.split("№ ")[1].split()[0]
+    async with vk.db.uow() as uow:
+        appeal = await uow.appeals.by_number(number)
+    assert appeal is not None
+    coordinator = StaffActor(COORDINATOR, "Координатор", COORDINATOR, is_coordinator=True)
+    assert (await vk.staff.resolve(coordinator, appeal.id)).ok
+    await drain(vk.worker)
+
+    question = vk.last_with(RESIDENT, "f:")
+    assert question.keyboard is not None and not question.keyboard.get("inline")
+    assert question.keyboard["one_time"] is True
+    kinds = {b["action"]["type"] for row in question.keyboard["buttons"] for b in row}
+    assert kinds == {"text"}
+    said = await says("👎 Не решена", payload=pressed(f"f:{appeal.id}:no"))
+    assert any("возвращено в работу" in s.text for s in said)
+    async with vk.db.uow() as uow:
+        reopened = await uow.appeals.get(appeal.id)
+    assert reopened is not None and reopened.status == Status.REOPENED.value
