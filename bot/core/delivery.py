@@ -41,6 +41,7 @@ KEEP_EVENT_CLAIMS = timedelta(days=7)
 REFUSED_KEPT = timedelta(days=14)  # what a coordinator's chat refused, sent once they open it
 HOUSEKEEPING_EVERY = 3600.0  # seconds
 BATCH = 1000  # chats looked at per read
+ALBUM_LOOKAHEAD = 20  # messages read after an album's first photo: its parts, the card's edits
 REFRESH = 0.25  # seconds a read of the chats' next messages is used before reading again
 # A held message the platform has not taken within this is left to the queue (a retry, as
 # after any network error); a claim needs this much of the hold left, and more.
@@ -193,7 +194,7 @@ class OutboxWorker:
         async with self.db.uow() as uow:
             heads = await uow.outbox.heads(BATCH)
             albums = {
-                head.id: _album_after(head, await uow.outbox.following(head, 9))
+                head.id: _album_after(head, await uow.outbox.following(head, ALBUM_LOOKAHEAD))
                 for head in heads
                 if _starts_album(head)
             }
@@ -551,6 +552,10 @@ def _album_after(head: OutboxMessage, following: list[OutboxMessage]) -> list[Ou
     album = (head.payload or {}).get("album")
     rest: list[OutboxMessage] = []
     for later in following:
+        if later.kind == "card_refresh":
+            # Each part of a resident's album queues an edit of the card: an edit renders the
+            # card as it is when sent, so it may wait until the album has gone.
+            continue
         if later.kind != head.kind or (later.payload or {}).get("album") != album:
             break
         rest.append(later)

@@ -235,6 +235,29 @@ async def test_a_vk_photo_gone_before_the_card_is_said_on_the_card(
     assert said.method == "text" and texts.photos_gone(2, 2) in said.text
 
 
+async def test_a_residents_album_comment_reaches_the_group_as_one_album(
+    db: Database, config: CoreConfig
+) -> None:
+    """Each part arrives on its own and queues an edit of the card; the group still gets one
+    album, and the card its edit after it."""
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    for index in range(3):
+        photo = PhotoRef("telegram", f"still-there-{index}")
+        words = "Яма всё ещё там" if index == 0 else ""
+        said = await world.staff.resident_comment(ANNA, appeal_id, words, photo, album="B1")
+        assert said == texts.comment_sent(number)
+    await make_due(db)
+    await drain(world.worker)
+    sent = world.sender.to(ROADS_GROUP)
+    albums = [s for s in sent if s.method == "photos" and "still-there-0" in s.photos]
+    assert len(albums) == 1
+    assert albums[0].photos == ["still-there-0", "still-there-1", "still-there-2"]
+    assert "Яма всё ещё там" in albums[0].text
+    assert sent[-1].method == "edit" and "житель дополнил обращение ×3" in sent[-1].text
+
+
 async def test_solution_album_reaches_the_resident_as_one_album(
     db: Database, config: CoreConfig
 ) -> None:
