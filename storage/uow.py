@@ -655,6 +655,8 @@ class CardRepo:
 # The mark of messages failed because their chat would not take them (a coordinator who never
 # pressed Start): such messages may be queued again once it does.
 REFUSED_BY_CHAT = "refused by the chat"
+# A draft cancelled at its summary: when (so its old «Отправить» says nothing went out).
+CANCELLED_MARK = "cancelled:"
 
 
 class OutboxRepo:
@@ -958,6 +960,15 @@ class StateRepo:
     async def purge_events(self, before: datetime) -> int:
         result = await self.session.execute(
             delete(ProcessedEvent).where(ProcessedEvent.at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def purge_marks(self, prefix: str, before: datetime) -> int:
+        """Forget values named ``prefix…`` that hold a moment (ISO 8601, UTC) before ``before``."""
+        result = await self.session.execute(
+            delete(PollState).where(
+                PollState.name.startswith(prefix), PollState.value < before.isoformat()
+            )
         )
         return int(getattr(result, "rowcount", 0) or 0)
 

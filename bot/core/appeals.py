@@ -580,9 +580,18 @@ class StaffService:
                     appeal,
                 )
                 reply = texts.reopened_for_resident(appeal.number, new_deadline)
-            await notify.to_resident(uow, appeal, reply)
+            # A text-button client's one-time verdict keyboard replaced its menu: bring it back.
+            menu = notify.MENU if resident.text_buttons else None
+            await notify.to_resident(uow, appeal, reply, menu)
             await uow.commit()
             return Outcome(ok=True, notice=reply, wrote_outbox=True)
+
+
+def takes_comments(appeal: Appeal) -> bool:
+    """Closed is closed (a new problem is a new appeal); a rejection may be questioned, except
+    as spam."""
+    spam = appeal.reject_reason == texts.REJECT_REASONS["spam"]
+    return Status(appeal.status) is not Status.CLOSED and not spam
 
 
 async def pass_comment(
@@ -596,8 +605,7 @@ async def pass_comment(
     """The resident's words or photo about their appeal go to the department (queued in this
     unit); what to tell the resident."""
     text = text.strip()
-    spam = appeal.reject_reason == texts.REJECT_REASONS["spam"]
-    if Status(appeal.status) is Status.CLOSED or spam:
+    if not takes_comments(appeal):
         return texts.comment_on_closed(appeal.number)
     if not text and photo is None:
         return texts.comment_expected(appeal.number)

@@ -95,7 +95,7 @@ def history_lines(events: list[AppealEvent], config: CoreConfig) -> list[str]:
     if len(lines) <= HISTORY_LINES:
         return lines
     hidden = len(lines) - HISTORY_LINES + 1
-    return [lines[0], f"… и ещё событий: {hidden}", *lines[-(HISTORY_LINES - 2) :]]
+    return [lines[0], f"… и ещё записей: {hidden}", *lines[-(HISTORY_LINES - 2) :]]
 
 
 async def render_card(

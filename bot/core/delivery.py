@@ -29,7 +29,7 @@ from bot.core.ports import (
 from bot.core.ratelimit import RateLimiter
 from bot.core.routing import migrate_chat, rehome_open_appeals
 from storage.models import OutboxMessage
-from storage.uow import REFUSED_BY_CHAT, Database, UnitOfWork, utcnow
+from storage.uow import CANCELLED_MARK, REFUSED_BY_CHAT, Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ class OutboxWorker:
             messages = await uow.outbox.purge(utcnow() - KEEP_DELIVERED)
             drafts = await uow.drafts.purge(utcnow() - KEEP_DRAFTS)
             await uow.state.purge_events(utcnow() - KEEP_EVENT_CLAIMS)
+            await uow.state.purge_marks(CANCELLED_MARK, utcnow() - KEEP_DRAFTS)
             await uow.commit()
         if messages or drafts:
             log.info("housekeeping: %d old messages, %d abandoned drafts removed", messages, drafts)

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 from bot.core import notify, texts
-from bot.core.appeals import pass_comment, submit
+from bot.core.appeals import pass_comment, submit, takes_comments
 from bot.core.bans import BanService, is_coordinator
 from bot.core.config import CoreConfig
 from bot.core.model import (
@@ -32,9 +32,9 @@ from bot.core.model import (
 )
 from bot.core.ports import PhotoRef
 from storage.models import Appeal, Category, OutboxMessage
-from storage.uow import CategoryChoice, Database, UnitOfWork, utcnow
+from storage.uow import CANCELLED_MARK, CategoryChoice, Database, UnitOfWork, utcnow
 
-MENU = Keyboard(rows=((Button(texts.MENU_NEW), Button(texts.MENU_MY)),), inline=False)
+MENU = notify.MENU
 ADDRESS_KEYBOARD = Keyboard(
     rows=((Button(texts.SEND_LOCATION, request="location"),),), inline=False
 )
@@ -54,6 +54,7 @@ _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 MY_LIMIT = 10
 # A summary's button pressed with no draft left (VK reports a repeat press as the second).
 SUMMARY_PRESSES = ("i:confirm:", "i:pressed:confirm")
+PLEASANTRY_WORDS = 4  # «Спасибо вам большое!»; longer thanks usually carry news
 FOLLOWUP_LOOKBACK = 5  # the resident's latest appeals looked at for open ones
 FOLLOWUP_CHOICES = 3  # open appeals offered as buttons
 FOLLOWUP_AFTER_REJECT = timedelta(days=7)  # a rejection may be questioned for that long
@@ -92,27 +93,34 @@ def _says_something(text: str) -> bool:
     return len(text) >= texts.MIN_DESCRIPTION and _letters(text) >= 5
 
 
+def _is_pleasantry(text: str) -> bool:
+    """«Здравствуйте!», «Большое спасибо!», «Добрый день»: courtesy, not a message to pass on."""
+    words = re.findall(r"[^\W\d_]+", text.casefold())
+    if not words or len(words) > PLEASANTRY_WORDS:
+        return False
+    phrase = " ".join(words)
+    return phrase in texts.PLEASANTRIES or any(w.startswith(texts.THANKS_PREFIXES) for w in words)
+
+
 def _could_be_followup(given: IntakeInput) -> bool:
     """Words or a photo for the department, not a «Спасибо!» or a sticker."""
     if given.kind is InputKind.PHOTO:
         return True
     text = given.text.strip()
-    return (
-        given.kind is InputKind.TEXT
-        and _says_something(text)
-        and not text.casefold().startswith(texts.THANKS_PREFIXES)
-    )
+    return given.kind is InputKind.TEXT and _says_something(text) and not _is_pleasantry(text)
 
 
 def _dropped_key(who: ResidentRef) -> str:
-    return f"cancelled:{who.platform.value}:{who.user_id}"
+    return f"{CANCELLED_MARK}{who.platform.value}:{who.user_id}"
 
 
-async def _drop_draft(uow: UnitOfWork, who: ResidentRef) -> None:
-    """The resident cancelled their draft: it goes, and when is remembered, so that the old
-    summary's «Отправить» is not answered with «уже отправлено»."""
+async def _drop_draft(uow: UnitOfWork, who: ResidentRef, step: str) -> None:
+    """The resident cancelled their draft: it goes. A draft that had reached its summary is
+    remembered as cancelled (when), so that the summary's «Отправить» is not answered with
+    «уже отправлено»."""
     await uow.drafts.delete(who.platform.value, who.user_id)
-    await uow.state.set(_dropped_key(who), utcnow().isoformat())
+    if step in (Step.CONFIRM, Step.EDIT):
+        await uow.state.set(_dropped_key(who), utcnow().isoformat())
 
 
 def _followup_as_new(data: dict[str, Any]) -> None:
@@ -121,7 +129,7 @@ def _followup_as_new(data: dict[str, Any]) -> None:
     photos = list(data.get("photos", []))
     data.clear()
     data["photos"] = photos
-    if _looks_like_a_problem(kept):
+    if _valid_description(kept):  # the resident chose a new appeal: «Нет света» will do
         data["description"] = kept
 
 
@@ -250,8 +258,10 @@ class IntakeService:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
             if draft is None:
                 return IntakeResult([Reply(texts.NOTHING_TO_CANCEL, MENU)])
-            await _drop_draft(uow, who)
+            await _drop_draft(uow, who, draft.step)
             await uow.commit()
+            if draft.step == Step.FOLLOWUP:
+                return IntakeResult([Reply(texts.FOLLOWUP_DROPPED, MENU)])
             return IntakeResult([Reply(texts.CANCELLED, MENU)])
 
     async def my_appeals(self, who: ResidentRef) -> IntakeResult:
@@ -359,9 +369,12 @@ class IntakeService:
         """
         data: dict[str, Any] = {"photos": list(given.photo_refs[: texts.MAX_PHOTOS])}
         text = given.text.strip()
-        if given.kind in (InputKind.TEXT, InputKind.PHOTO) and _looks_like_a_problem(text):
+        if given.kind is InputKind.TEXT and _looks_like_a_problem(text):
             data["description"] = text
-        elif given.kind is not InputKind.PHOTO:
+        elif given.kind is InputKind.PHOTO:
+            if _says_something(text):  # a caption such as «Яма у дома 5», as within a draft
+                data["description"] = text[: texts.MAX_DESCRIPTION]
+        else:
             return None
         if given.album_id:
             data["album"] = given.album_id
@@ -426,14 +439,12 @@ class IntakeService:
             resident = await uow.residents.find(who.platform.value, who.user_id)
             latest = await uow.appeals.of_resident(resident.id, 1) if resident else []
             dropped = await uow.state.get(_dropped_key(who))
-            if dropped is not None and (
-                not latest or datetime.fromisoformat(dropped) > latest[0].created_at
+            if not latest or (
+                dropped is not None and datetime.fromisoformat(dropped) > latest[0].created_at
             ):
-                # The summary of a draft cancelled since: nothing was sent.
+                # The summary of a draft cancelled since (or never sent): nothing went out.
                 return IntakeResult([Reply(texts.DRAFT_WAS_CANCELLED, MENU)])
-            if latest:
-                return IntakeResult([Reply(texts.already_sent(latest[0].number), MENU)])
-            return IntakeResult([Reply(texts.ALREADY_SENT, MENU)])
+            return IntakeResult([Reply(texts.already_sent(latest[0].number), MENU)])
         if given.kind is InputKind.ACTION:
             return IntakeResult([Reply(texts.NO_DRAFT, MENU)])
         return IntakeResult([Reply(texts.IDLE, MENU)])
@@ -710,7 +721,7 @@ class IntakeService:
         if value == "edit":
             return _StepOutcome(next_step=Step.EDIT)
         if value == "cancel":
-            await _drop_draft(uow, who)
+            await _drop_draft(uow, who, Step.CONFIRM)
             return _StepOutcome([Reply(texts.CANCELLED, MENU)], submitted_number=None, deleted=True)
         return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["confirm"])], next_step=Step.CONFIRM)
 
@@ -786,7 +797,8 @@ class IntakeService:
             return _StepOutcome([Reply(said)], changed=True)
         if given.kind is InputKind.ACTION and value == "new":
             _followup_as_new(data)
-            limited = await self._limit(uow, who, texts.LIMIT_TEXT_KEPT)
+            kept = texts.LIMIT_TEXT_KEPT if _has_content(data) else ""
+            limited = await self._limit(uow, who, kept)
             if limited is not None:  # kept: «Новое обращение» later offers to continue it
                 data["resume_to"] = Step.CATEGORY.value
                 await uow.drafts.save(who.platform.value, who.user_id, Step.RESUME, data)
@@ -799,6 +811,12 @@ class IntakeService:
         resident = await uow.residents.find(who.platform.value, who.user_id)
         if appeal is None or resident is None or appeal.resident_id != resident.id:
             return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["followup"])])
+        if not takes_comments(appeal):
+            # Closed while the question waited: the message starts a new appeal instead.
+            _followup_as_new(data)
+            return _StepOutcome(
+                [Reply(texts.followup_closed(appeal.number))], next_step=Step.CATEGORY
+            )
         text, photos = str(data.get("followup_text", "")), list(data["photos"])
         album = f"followup-{uuid4().hex}" if len(photos) > 1 else None
         said = ""

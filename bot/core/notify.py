@@ -10,11 +10,15 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+from bot.core import texts
 from bot.core.config import CoreConfig
 from bot.core.model import Button, Keyboard, Platform, inline
 from bot.core.ports import PhotoRef
 from storage.models import Appeal, OutboxMessage
 from storage.uow import UnitOfWork
+
+# The resident's menu under the input field: «Новое обращение», «Мои обращения».
+MENU = Keyboard(rows=((Button(texts.MENU_NEW), Button(texts.MENU_MY)),), inline=False)
 
 ALBUM_GATHERING = timedelta(seconds=2)
 # How long a message its sender's handler sends itself is kept from the queue (``to_resident``).

@@ -213,6 +213,9 @@ class VkConversation:
         if given.kind not in (InputKind.TEXT, InputKind.PHOTO):
             await self._send(who, [Reply(texts.COMMENT_KINDS)], True)
             return
+        if len(given.text.strip()) > texts.MAX_DESCRIPTION:  # refused whole, photos and all
+            await self._send(who, [Reply(texts.comment_too_long(len(given.text.strip())))], True)
+            return
         album = f"vk{message.get('id')}" if len(given.photo_refs) > 1 else None
         said = ""
         for index, ref in enumerate(given.photo_refs or ("",)):

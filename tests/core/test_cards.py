@@ -48,7 +48,7 @@ def test_a_long_history_keeps_how_it_began_and_the_latest(config: CoreConfig) ->
     lines = history_lines(events(*busy), config)
     assert len(lines) == HISTORY_LINES
     assert lines[0] == "30.11 12:00 — принято"
-    assert lines[1] == f"… и ещё событий: {len(busy) - HISTORY_LINES + 1}"
+    assert lines[1] == f"… и ещё записей: {len(busy) - HISTORY_LINES + 1}"
     assert lines[-1].startswith("30.11 12:13 — житель дополнил обращение")
 
 

@@ -12,8 +12,8 @@ from bot.core.config import CoreConfig
 from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef, StaffActor
 from bot.core.ports import ChatMoved, PhotoRef, RecipientGone, RetryAfter
 from bot.core.ratelimit import TELEGRAM_LIMITS, RateLimiter
-from storage.models import Department, Draft, OutboxMessage, Resident
-from storage.uow import Database, utcnow
+from storage.models import Department, Draft, OutboxMessage, PollState, Resident
+from storage.uow import CANCELLED_MARK, Database, utcnow
 from tests.core.recording import RecordingSender, drain, make_worker
 from tests.core.test_lifecycle import ANNA, ROADS_GROUP, make_world
 
@@ -320,13 +320,18 @@ async def test_housekeeping_forgets_only_old_delivered(
         await uow.drafts.save("telegram", "777", "description", {"photos": []})
         await uow.session.execute(update(Draft).values(updated_at=old))
         await uow.drafts.save("telegram", "778", "description", {"photos": []})
+        await uow.state.set(f"{CANCELLED_MARK}telegram:777", old.isoformat())
+        await uow.state.set(f"{CANCELLED_MARK}telegram:778", utcnow().isoformat())
+        await uow.state.set("vk_ts", "12345")  # not a mark: kept
         await uow.commit()
     await worker.housekeeping()
     async with sqlite_db.uow() as uow:
         left = list(await uow.session.scalars(select(OutboxMessage)))
         drafts = list(await uow.session.scalars(select(Draft)))
+        marks = sorted(await uow.session.scalars(select(PollState.name)))
     assert [m.status for m in left] == ["pending"]
     assert [d.external_id for d in drafts] == ["778"]
+    assert marks == [f"{CANCELLED_MARK}telegram:778", "vk_ts"]
 
 
 async def test_migration_into_a_bound_chat_does_not_loop(db: Database, config: CoreConfig) -> None:

@@ -207,6 +207,13 @@ async def test_my_appeals_mentions_a_draft_in_progress(
     assert await step_of(sqlite_db) == "address"  # untouched
 
 
+async def test_a_first_photo_keeps_its_caption(sqlite_db: Database, config: CoreConfig) -> None:
+    intake = IntakeService(sqlite_db, config)
+    first = await intake.handle(ANNA, signed("p1", "Яма у дома 5"))
+    assert "ваш текст сохранён" in first.replies[0].text
+    assert (await draft_data(sqlite_db))["description"] == "Яма у дома 5"
+
+
 async def test_a_short_plain_description_is_enough(sqlite_db: Database, config: CoreConfig) -> None:
     intake = IntakeService(sqlite_db, config)
     await intake.start(ANNA)

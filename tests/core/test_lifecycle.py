@@ -338,12 +338,13 @@ async def test_words_outside_a_conversation_go_where_the_resident_says(
     world = await make_world(db, config)
     appeal_id, number = await world.file(ANNA, "roads")
     await drain(world.worker)
-    thanks = await world.intake.handle(ANNA, text("Спасибо большое!"))
-    assert thanks.replies[0].text == texts.IDLE
+    for courtesy in ("Спасибо большое!", "Большое спасибо!", "Здравствуйте!", "Добрый день"):
+        said = await world.intake.handle(ANNA, text(courtesy))
+        assert said.replies[0].text == texts.IDLE, courtesy
 
     asked = await world.intake.handle(ANNA, text("Когда приедут? Яма всё глубже"))
     question = asked.replies[-1]
-    assert f"обращение № {number}" in question.text and question.keyboard is not None
+    assert question.text == texts.followup_question([number]) and question.keyboard is not None
     actions = [b.action for row in question.keyboard.rows for b in row]
     assert actions == [f"i:followup:{appeal_id}", "i:followup:new"]
     await world.intake.handle(ANNA, IntakeInput(InputKind.PHOTO, photo_refs=("pothole",)))
@@ -377,6 +378,36 @@ async def test_words_outside_a_conversation_go_where_the_resident_says(
     boris = ResidentRef(Platform.TELEGRAM, user_id="502", chat_id="502")
     begun = await world.intake.handle(boris, text("Во дворе прорвало трубу, течёт вода"))
     assert begun.replies[-1].text == texts.ASK_CATEGORY
+
+
+async def test_the_followup_question_loses_nothing_whatever_happens(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    # Dropped with «отмена»: said plainly, and the sent appeal's summary still knows its number.
+    await world.intake.handle(ANNA, text("Когда приедут? Яма всё глубже"))
+    dropped = await world.intake.handle(ANNA, text("отмена"))
+    assert dropped.replies[0].text == texts.FOLLOWUP_DROPPED
+    again = await world.intake.handle(ANNA, press("i:confirm:submit"))
+    assert again.replies[0].text == texts.already_sent(number)
+    # A short text chosen as a new appeal is its description.
+    await world.intake.handle(ANNA, text("Нет света в подъезде"))
+    await world.intake.handle(ANNA, press("i:followup:new"))
+    async with db.uow() as uow:
+        draft = await uow.drafts.get("telegram", ANNA.user_id)
+    assert draft is not None and draft.data["description"] == "Нет света в подъезде"
+    await world.intake.cancel(ANNA)
+    # The appeal closed while the question waited: the words start a new appeal.
+    await world.intake.handle(ANNA, text("Яма снова появилась у остановки"))
+    assert (await world.staff.resolve(IVAN, appeal_id)).ok
+    assert (await world.staff.resident_feedback(ANNA, appeal_id, solved=True)).ok
+    late = await world.intake.handle(ANNA, press(f"i:followup:{appeal_id}"))
+    assert late.replies[0].text == texts.followup_closed(number)
+    assert late.replies[-1].text == texts.ASK_CATEGORY
+    async with db.uow() as uow:
+        draft = await uow.drafts.get("telegram", ANNA.user_id)
+    assert draft is not None and draft.data["description"] == "Яма снова появилась у остановки"
 
 
 async def test_comment_on_its_way_follows_a_transfer(db: Database, config: CoreConfig) -> None:

@@ -243,6 +243,20 @@ async def test_a_reply_to_a_notice_reaches_the_department(vk: VkHarness) -> None
     comment = [s for s in vk.sender.to(COORDINATOR) if "яма стала больше" in s.text]
     assert comment and comment[0].method == "photos" and comment[0].uploaded == 1
 
+    # Words longer than a comment may be, with photos: refused whole, nothing passed on.
+    before = len(vk.sender.sent)
+    said = await vk.says(
+        RESIDENT,
+        "Подробно: " + "яма " * 600,
+        attachments=[vk.fake.photo_attachment(), vk.fake.photo_attachment()],
+        reply_to=notice,
+    )
+    assert [s.text for s in said] == [
+        texts.comment_too_long(len(("Подробно: " + "яма " * 600).strip()))
+    ]
+    await drain(vk.worker)
+    assert [s for s in vk.sender.sent[before:] if s.method != "edit"] == []
+
 
 async def test_group_conversations_and_other_communities_are_ignored(vk: VkHarness) -> None:
     vk.fake.write(RESIDENT, "Здравствуйте")
@@ -425,7 +439,11 @@ async def test_a_client_without_callback_buttons_can_answer_the_verdict(vk: VkHa
     kinds = {b["action"]["type"] for row in question.keyboard["buttons"] for b in row}
     assert kinds == {"text"}
     said = await says("👎 Не решена", payload=pressed(f"f:{appeal.id}:no"))
-    assert any("возвращено в работу" in s.text for s in said)
+    answer = next(s for s in said if "возвращено в работу" in s.text)
+    # The one-time keyboard took the menu's place: the answer brings the menu back.
+    assert answer.keyboard is not None and not answer.keyboard.get("inline")
+    labels = {b["action"]["label"] for row in answer.keyboard["buttons"] for b in row}
+    assert labels == {texts.MENU_NEW, texts.MENU_MY}
     async with vk.db.uow() as uow:
         reopened = await uow.appeals.get(appeal.id)
     assert reopened is not None and reopened.status == Status.REOPENED.value
