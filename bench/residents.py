@@ -68,7 +68,7 @@ PROMPTS: dict[Step, tuple[str, ...]] = {
     Step.CONFIRM: (texts.EXPECTED_AT_STEP["confirm"],),
     Step.RESUME: (texts.EXPECTED_AT_STEP["resume"],),
     # «Это обращение уже отправлено…», with the number when the bot knows it.
-    Step.DONE: (texts.ALREADY_SENT.split(".")[0],),
+    Step.DONE: (texts.already_sent("").split(" —")[0],),
 }
 
 
