@@ -86,7 +86,7 @@ async def test_the_limit_refuses_a_new_appeal_and_keeps_the_draft(
     # A problem written straight away is kept (as a draft to continue), not thrown away. The
     # open appeals are offered first; the resident says it is a new one.
     asked = await intake.handle(ANNA, text(DESCRIPTION))
-    assert "У вас есть открытые обращения" in asked.replies[-1].text
+    assert "к одному из ваших обращений" in asked.replies[-1].text
     first = await intake.handle(ANNA, press("i:followup:new"))
     assert texts.LIMIT_TEXT_KEPT in first.replies[-1].text
     async with db.uow() as uow:

@@ -98,7 +98,7 @@ async def test_a_flooding_resident_is_stopped_politely_and_loses_nothing(
 
     # The problem typed anyway is kept for later (a new appeal, not a word to the open ones).
     await guarded.send(RESIDENT, text="Снова не горит фонарь во дворе дома 5, темно")
-    assert "У вас есть открытые обращения" in guarded.said_to(RESIDENT.id)[-1]
+    assert "к одному из ваших обращений" in guarded.said_to(RESIDENT.id)[-1]
     await guarded.press(RESIDENT, "i:followup:new")
     assert texts.LIMIT_TEXT_KEPT in guarded.said_to(RESIDENT.id)[-1]
     draft = await guarded.draft()

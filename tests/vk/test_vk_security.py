@@ -74,7 +74,7 @@ async def test_a_flooding_vk_resident_is_stopped_and_keeps_the_draft(vk: VkHarne
     assert "вы уже отправили 2 обращения" in limit and "можно будет отправить после" in limit
     assert not any(texts.ASK_CATEGORY in s.text for s in said)
     said = await vk.says(RESIDENT, "Во дворе дома 7 не вывезли мусор, контейнеры полные")
-    assert "У вас есть открытые обращения" in said[-1].text  # a new one, not a word to those
+    assert "к одному из ваших обращений" in said[-1].text  # a new one, not a word to those
     said = await vk.presses(RESIDENT, said[-1], "i:followup:new")
     assert texts.LIMIT_TEXT_KEPT in said[-1].text
     async with vk.db.uow() as uow:
