@@ -335,9 +335,9 @@ class StaffService:
                 if original is None or original.id == appeal.id:
                     # Asked again as a question, so that replying to it works.
                     why = (
-                        f"№ {appeal.number} — это само отклоняемое обращение."
+                        f"№ {appeal.number}: это номер самого отклоняемого обращения."
                         if original is not None
-                        else f"Не нашёл обращения «{argument.strip()[:40]}»."
+                        else f"№ {appeal.number}: не нашёл обращения «{argument.strip()[:40]}»."
                     )
                     return Outcome(
                         ok=False,
@@ -353,8 +353,9 @@ class StaffService:
                     return Outcome(
                         ok=False,
                         appeal_id=appeal.id,
-                        prompt=f"Причина длиннее {MAX_REJECT_REASON} символов ({len(reason)}) — "
-                        "сократите и ответьте на это сообщение снова.",
+                        prompt=f"№ {appeal.number}: причина длиннее {MAX_REJECT_REASON} "
+                        f"символов ({len(reason)}) — сократите и ответьте на это сообщение "
+                        "снова.",
                         prompt_purpose="reject_other",
                     )
             else:
@@ -543,6 +544,8 @@ class StaffService:
             resident = await uow.residents.find(who.platform.value, who.user_id)
             if appeal is None or resident is None or appeal.resident_id != resident.id:
                 return Outcome(ok=False, notice="Эта кнопка недоступна.")
+            if Status(appeal.status) is Status.CLOSED:  # confirmed, or closed after the wait
+                return Outcome(ok=False, notice=texts.closed_already(appeal.number))
             if Status(appeal.status) is not Status.RESOLVED:
                 status = texts.STATUS_FOR_RESIDENT[Status(appeal.status)]
                 return Outcome(ok=False, notice=f"Обращение № {appeal.number} сейчас: {status}.")

@@ -131,11 +131,12 @@ async def _close_unconfirmed(
 ) -> None:
     """«Решено» and no word from the resident in ``verdict_wait``: the appeal closes, and the
     resident is told how to go on if the problem is still there."""
-    days = max(config.verdict_wait.days, 1)
+    wait = config.verdict_wait
+    waited = texts.days(wait.days) if wait.days and not wait.seconds else format_span(wait)
     appeal.status = Status.CLOSED.value
     appeal.closed_at = now
-    await uow.appeals.add_event(appeal.id, "closed_unconfirmed", detail=f"{days} дн", at=now)
-    await notify.to_resident(uow, appeal, texts.closed_unconfirmed(appeal.number, days))
+    await uow.appeals.add_event(appeal.id, "closed_unconfirmed", detail=waited, at=now)
+    await notify.to_resident(uow, appeal, texts.closed_unconfirmed(appeal.number, waited))
     log.info("appeal %s: closed, the resident did not answer", appeal.number)
 
 

@@ -98,8 +98,9 @@ def _is_pleasantry(text: str) -> bool:
     words = re.findall(r"[^\W\d_]+", text.casefold())
     if not words or len(words) > PLEASANTRY_WORDS:
         return False
-    phrase = " ".join(words)
-    return phrase in texts.PLEASANTRIES or any(w.startswith(texts.THANKS_PREFIXES) for w in words)
+    if any(w.startswith(texts.THANKS_PREFIXES) for w in words):
+        return True
+    return all(w in texts.COURTESY_WORDS for w in words)
 
 
 def _could_be_followup(given: IntakeInput) -> bool:
@@ -140,12 +141,19 @@ def _has_content(data: dict[str, Any]) -> bool:
 
 
 def _is_greeting(given: IntakeInput) -> bool:
-    return given.kind is InputKind.TEXT and not _looks_like_a_problem(given.text.strip())
+    """Courtesy or too little to keep (not «Нет света», which is a problem, if a short one)."""
+    text = given.text.strip()
+    return given.kind is InputKind.TEXT and (_is_pleasantry(text) or not _valid_description(text))
 
 
 def _looks_like_a_problem(text: str) -> bool:
-    """A first message that describes something (not «Здравствуйте») is kept as the description."""
+    """A description to go on with: a short start («Нет света») is kept, and the description
+    step then asks for details to add to it."""
     return _valid_description(text) and len(text) >= 20 and len(text.split()) >= 3
+
+
+def _described(data: dict[str, Any]) -> bool:
+    return _looks_like_a_problem(str(data.get("description") or ""))
 
 
 def _word(given: IntakeInput) -> str:
@@ -302,10 +310,14 @@ class IntakeService:
         word = _word(given)
         if word in texts.CANCEL_WORDS:  # VK residents do not type /cancel
             return await self.cancel(who)
-        if word in texts.HELP_WORDS:
-            return await self.help()
         async with self.db.uow() as uow:
             draft = await uow.drafts.get(who.platform.value, who.user_id)
+            if word in texts.HELP_WORDS:
+                helped = await self.help()
+                if draft is not None:  # and where the draft stands, with its buttons
+                    step_prompt = await self._prompt(uow, Step(draft.step), dict(draft.data))
+                    helped.replies += [Reply(texts.DRAFT_WAITS), *step_prompt]
+                return helped
             if draft is None and autostart and _could_be_followup(given):
                 open_appeals = await self._open_appeals(uow, who)
                 if open_appeals:
@@ -369,7 +381,7 @@ class IntakeService:
         """
         data: dict[str, Any] = {"photos": list(given.photo_refs[: texts.MAX_PHOTOS])}
         text = given.text.strip()
-        if given.kind is InputKind.TEXT and _looks_like_a_problem(text):
+        if given.kind is InputKind.TEXT and not _is_greeting(given):
             data["description"] = text
         elif given.kind is InputKind.PHOTO:
             if _says_something(text):  # a caption such as «Яма у дома 5», as within a draft
@@ -487,7 +499,7 @@ class IntakeService:
         its caption, when it says something about the problem."""
         room = texts.MAX_PHOTOS - len(data["photos"])
         data["photos"] = data["photos"] + list(given.photo_refs[:room])
-        said = "Фото сохранил — приложу к обращению. "
+        said = f"{texts.PHOTO_KEPT} "
         caption = self._keep_caption(data, given)
         if caption is not None:
             said += caption + " "
@@ -537,7 +549,7 @@ class IntakeService:
         elif given.kind is InputKind.LOCATION:
             return self._keep_location(data, given, Step.CATEGORY)
         words = given.text.strip()
-        if chosen is None and given.kind is InputKind.TEXT and _looks_like_a_problem(words):
+        if chosen is None and given.kind is InputKind.TEXT and not _is_greeting(given):
             # The greeting asks about the problem: an answer in words is the description.
             too_long = _add_to_description(data, words)
             if too_long is not None:
@@ -546,7 +558,7 @@ class IntakeService:
         if chosen is None:
             return _StepOutcome([Reply(texts.ASK_CATEGORY_AGAIN)], next_step=Step.CATEGORY)
         data["category"] = chosen.code
-        if not data.get("description"):
+        if not _described(data):  # nothing yet, or a short start to add details to
             return _StepOutcome(next_step=self._after(data, Step.DESCRIPTION))
         located = data.get("lat") is not None or bool(data.get("address"))
         return _StepOutcome(next_step=self._after(data, Step.PHOTOS if located else Step.ADDRESS))
@@ -567,6 +579,7 @@ class IntakeService:
                 outcome = await self._description(uow, who, data, given, value)
                 room = texts.MAX_PHOTOS - len(data["photos"])
                 data["photos"] = data["photos"] + list(given.photo_refs[:room])
+                outcome.replies = [Reply(texts.PHOTO_KEPT), *outcome.replies]
                 outcome.changed = True
                 return outcome
             return self._keep_photo(data, given, Step.DESCRIPTION)
@@ -578,6 +591,14 @@ class IntakeService:
         if len(text) > texts.MAX_DESCRIPTION:
             said = texts.DESCRIPTION_TOO_LONG.format(length=len(text), limit=texts.MAX_DESCRIPTION)
             return _StepOutcome([Reply(said)])
+        kept = str(data.get("description") or "")
+        if kept and not data.get("editing"):  # details to a short start («Нет света»)
+            text = f"{kept}\n{text}"
+            if len(text) > texts.MAX_DESCRIPTION:
+                said = texts.DESCRIPTION_TOO_LONG.format(
+                    length=len(text), limit=texts.MAX_DESCRIPTION
+                )
+                return _StepOutcome([Reply(said)])
         if not _valid_description(text):
             return _StepOutcome([Reply(texts.DESCRIPTION_TOO_SHORT)])
         data["description"] = text
@@ -602,7 +623,7 @@ class IntakeService:
             data["photos"] = data["photos"] + list(given.photo_refs[:room])
             typed = IntakeInput(kind=InputKind.TEXT, text=given.text)
             outcome = await self._address(uow, who, data, typed, value)
-            outcome.replies = [Reply("Фото сохранил — приложу к обращению."), *outcome.replies]
+            outcome.replies = [Reply(texts.PHOTO_KEPT), *outcome.replies]
             outcome.changed = True
             return outcome
         if given.kind is InputKind.PHOTO:
@@ -803,7 +824,8 @@ class IntakeService:
                 data["resume_to"] = Step.CATEGORY.value
                 await uow.drafts.save(who.platform.value, who.user_id, Step.RESUME, data)
                 return _StepOutcome([limited])
-            return _StepOutcome(next_step=Step.CATEGORY)
+            intro = [Reply(texts.NEW_WITH_YOUR_WORDS)] if _has_content(data) else []
+            return _StepOutcome(intro, next_step=Step.CATEGORY)
         chosen = int(value) if given.kind is InputKind.ACTION and value.isdigit() else None
         if chosen is None or chosen not in data.get("followup", []):
             return _StepOutcome([Reply(texts.EXPECTED_AT_STEP["followup"])])
@@ -839,6 +861,9 @@ class IntakeService:
             rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
             return [Reply(texts.ASK_CATEGORY, inline(*rows))]
         if step is Step.DESCRIPTION:
+            kept = str(data.get("description") or "")
+            if kept and not data.get("editing"):
+                return [Reply(texts.ask_description_more(kept[:200]))]
             return [Reply(texts.ASK_DESCRIPTION)]
         if step is Step.ADDRESS:
             return [Reply(texts.ASK_ADDRESS, ADDRESS_KEYBOARD)]

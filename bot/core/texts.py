@@ -29,7 +29,7 @@ HELP = (
     "Как это работает:\n"
     f"• «{MENU_NEW}» — подать обращение: категория, описание, адрес или геометка, фото, телефон.\n"
     f"• «{MENU_MY}» или /my — ваши обращения и их статусы.\n"
-    "• /cancel — отменить заполнение.\n"
+    "• /cancel, «отмена» или «стоп» — отменить заполнение.\n"
     "Ответ отдела и фото решения придут сюда же, с номером обращения."
 )
 COORDINATOR_HELP = (
@@ -53,6 +53,12 @@ ASK_DESCRIPTION = (
     "Опишите проблему: что случилось и с какого времени. "
     f"Не короче {MIN_DESCRIPTION} и не длиннее {MAX_DESCRIPTION} символов."
 )
+
+
+def ask_description_more(kept: str) -> str:
+    return f"Уже записано: «{kept}». Допишите подробности: что именно случилось, с какого времени."
+
+
 ASK_ADDRESS = (
     "Где это? Напишите адрес (улица, дом, ориентир) "
     f"или нажмите «{SEND_LOCATION}» / прикрепите точку на карте."
@@ -135,6 +141,9 @@ EXPECTED_AT_STEP = {
 }
 ADDED_TO_DESCRIPTION = "Добавил это к описанию."
 CAPTION_ADDED = "Подпись добавил к описанию."
+PHOTO_KEPT = "Фото сохранил — приложу к обращению."
+DRAFT_WAITS = "Ваше обращение заполняется — продолжим с того же места:"
+NEW_WITH_YOUR_WORDS = "Начнём новое обращение — ваше сообщение сохранено."
 LOCATION_KEPT = "Геометку сохранил — это будет адрес."
 KEPT_PICK_CATEGORY = "Записал это в описание. Теперь выберите категорию:"
 # Typed instead of pressed (VK residents rarely type slash commands): the whole message, any case.
@@ -274,23 +283,13 @@ def followup_closed(number: str) -> str:
 
 
 FOLLOWUP_DROPPED = "Хорошо, это сообщение никуда не передано."
-# Courtesy, not a message for the department (the whole message, up to a few words).
-PLEASANTRIES = frozenset(
-    {
-        "здравствуйте",
-        "здравствуй",
-        "привет",
-        "добрый день",
-        "добрый вечер",
-        "доброе утро",
-        "доброй ночи",
-        "всего доброго",
-        "до свидания",
-        "хорошо",
-        "понятно",
-        "ок",
-        "ясно",
-    }
+# Courtesy, not a message for the department or a problem: a message of these words only
+# («Добрый день», «Хорошо, понял», «Жду»), or with thanks in it («Большое спасибо!»).
+COURTESY_WORDS = frozenset(
+    "здравствуйте здравствуй привет добрый доброе доброй день вечер утро ночи всего доброго "
+    "до свидания хорошо понял поняла поняли понятно ясно ладно ок окей ok отлично супер жду "
+    "ждём ждем буду будем ждать да нет вам вас и тоже уважаемые с уважением большое огромное "
+    "очень".split()
 )
 
 
@@ -312,11 +311,27 @@ def photos_gone(missing: int, total: int) -> str:
 CLOSED_UNCONFIRMED_TITLE = "☑️ Решено, житель не ответил — закрыто"
 
 
-def closed_unconfirmed(number: str, days: int) -> str:
+def closed_unconfirmed(number: str, waited: str) -> str:
     return (
         f"Обращение № {number} закрыто: отдел сообщил, что проблема решена, а ответа от вас "
-        f"не было {days} дн. Если проблема осталась — подайте новое обращение: «{MENU_NEW}»."
+        f"не было {waited}. Если проблема осталась — подайте новое обращение: «{MENU_NEW}»."
     )
+
+
+def closed_already(number: str) -> str:
+    return (
+        f"Обращение № {number} уже закрыто. Если проблема осталась — подайте новое обращение: "
+        f"«{MENU_NEW}»."
+    )
+
+
+def days(count: int) -> str:
+    """«1 день», «3 дня», «15 дней», «21 день»."""
+    if count % 10 == 1 and count % 100 != 11:
+        return f"{count} день"
+    if count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14):
+        return f"{count} дня"
+    return f"{count} дней"
 
 
 def missed_while_closed(count: int) -> str:

@@ -399,12 +399,28 @@ async def test_a_resolved_appeal_without_the_residents_word_closes_in_time(
     closed = await appeal_row(db, silent_id)
     assert closed.status == "closed" and closed.next_check_at is None
     await drain(world.worker)
-    told = texts.closed_unconfirmed(silent, short.verdict_wait.days)
+    told = texts.closed_unconfirmed(silent, "15 дней")
     assert world.sender.texts_to(ANNA.chat_id).count(told) == 1
     card = [s for s in world.sender.to(ROADS_GROUP) if f"№ {silent}" in s.text][-1]
-    assert texts.CLOSED_UNCONFIRMED_TITLE in card.text and "житель не ответил за 15 дн" in card.text
+    assert (
+        texts.CLOSED_UNCONFIRMED_TITLE in card.text and "житель не ответил за 15 дней" in card.text
+    )
     # The one the resident confirmed stays as they said; a late «Не решена» changes nothing.
     assert (await appeal_row(db, appeal_id)).status == "closed"
     late = await world.staff.resident_feedback(ANNA, silent_id, solved=False)
-    assert not late.ok and (await appeal_row(db, silent_id)).status == "closed"
+    assert not late.ok and late.notice == texts.closed_already(silent)
+    assert (await appeal_row(db, silent_id)).status == "closed"
     assert number != silent
+
+
+def test_days_read_as_russian() -> None:
+    assert [texts.days(n) for n in (1, 2, 5, 11, 15, 21, 22, 112)] == [
+        "1 день",
+        "2 дня",
+        "5 дней",
+        "11 дней",
+        "15 дней",
+        "21 день",
+        "22 дня",
+        "112 дней",
+    ]

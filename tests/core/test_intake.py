@@ -214,6 +214,47 @@ async def test_a_first_photo_keeps_its_caption(sqlite_db: Database, config: Core
     assert (await draft_data(sqlite_db))["description"] == "Яма у дома 5"
 
 
+async def test_a_short_start_is_kept_and_details_are_asked_for(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    first = await intake.handle(ANNA, text("Нет света"))  # a newcomer's first words
+    assert first.replies[0].text.startswith("Начнём обращение — ваш текст сохранён")
+    chosen = await intake.handle(ANNA, press("i:category:housing"))
+    assert chosen.replies[-1].text == texts.ask_description_more("Нет света")
+    await intake.handle(ANNA, text("В подъезде дома 5 с утра"))
+    assert (await draft_data(sqlite_db))["description"] == "Нет света\nВ подъезде дома 5 с утра"
+    assert await step_of(sqlite_db) == "address"
+    await intake.cancel(ANNA)
+    # Courtesy is not a problem: a newcomer is greeted, nothing is kept.
+    for courtesy in ("Добрый день!", "Хорошо, понял", "Здравствуйте"):
+        said = await intake.handle(ANNA, text(courtesy))
+        assert said.replies[0].text == texts.WELCOME, courtesy
+        await intake.cancel(ANNA)
+        assert "description" not in (await draft_data_or_empty(sqlite_db))
+
+
+async def draft_data_or_empty(db: Database) -> dict[str, object]:
+    async with db.uow() as uow:
+        draft = await uow.drafts.get(ANNA.platform.value, ANNA.user_id)
+    return draft.data if draft is not None else {}
+
+
+async def test_help_mid_draft_shows_where_it_stands(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    await intake.start(ANNA)
+    await intake.handle(ANNA, press("i:category:roads"))
+    await intake.handle(ANNA, text(DESCRIPTION))
+    await intake.handle(ANNA, text("ул. Ленина, 5"))
+    helped = await intake.handle(ANNA, text("помощь"))
+    assert [r.text for r in helped.replies[:2]] == [texts.HELP, texts.DRAFT_WAITS]
+    assert helped.replies[-1].text.startswith(texts.ASK_PHOTOS)
+    assert helped.replies[-1].keyboard is not None  # «Готово / Пропустить» again
+    assert await step_of(sqlite_db) == "photos"
+
+
 async def test_a_short_plain_description_is_enough(sqlite_db: Database, config: CoreConfig) -> None:
     intake = IntakeService(sqlite_db, config)
     await intake.start(ANNA)

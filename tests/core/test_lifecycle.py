@@ -197,9 +197,9 @@ async def test_reject_with_duplicate_reason(db: Database, config: CoreConfig) ->
     assert not wrong.ok and await world.status(second_id) == "new"
     # Asked again as a question (replying to it works), saying what was wrong.
     assert wrong.prompt_purpose == "reject_duplicate" and wrong.appeal_id == second_id
-    assert wrong.prompt is not None and "Не нашёл обращения «2020-999999»" in wrong.prompt
+    assert wrong.prompt is not None and "не нашёл обращения «2020-999999»" in wrong.prompt
     itself = await world.staff.reject(IVAN, second_id, "duplicate", second_number)
-    assert itself.prompt is not None and "само отклоняемое обращение" in itself.prompt
+    assert itself.prompt is not None and "номер самого отклоняемого обращения" in itself.prompt
     assert (await world.staff.reject(IVAN, second_id, "duplicate", f"№ {first_number}")).ok
     await drain(world.worker)
     assert await world.status(second_id) == "rejected"

@@ -343,7 +343,7 @@ async def test_a_wrong_duplicate_number_is_asked_again_as_a_question(harness: Ha
     await harness.press(STAFF, f"s:rj:{repeat.id}:duplicate", chat_id=GROUP, message_id=3333)
     await harness.send(STAFF, chat_id=GROUP, text="дубль", reply_to_message=await latest_prompt())
     asked_again = harness.bot.recorder.of(SendMessage)[-1]
-    assert "Не нашёл обращения «дубль»" in asked_again.text
+    assert "не нашёл обращения «дубль»" in asked_again.text
     assert isinstance(asked_again.reply_markup, ForceReply)
     await harness.send(
         STAFF, chat_id=GROUP, text=original.number, reply_to_message=await latest_prompt()
