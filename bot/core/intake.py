@@ -143,7 +143,7 @@ def _has_content(data: dict[str, Any]) -> bool:
 def _is_greeting(given: IntakeInput) -> bool:
     """Courtesy or too little to keep (not «Нет света», which is a problem, if a short one)."""
     text = given.text.strip()
-    return given.kind is InputKind.TEXT and (_is_pleasantry(text) or not _valid_description(text))
+    return given.kind is InputKind.TEXT and (_is_pleasantry(text) or not _says_something(text))
 
 
 def _looks_like_a_problem(text: str) -> bool:
@@ -382,6 +382,11 @@ class IntakeService:
         data: dict[str, Any] = {"photos": list(given.photo_refs[: texts.MAX_PHOTOS])}
         text = given.text.strip()
         if given.kind is InputKind.TEXT and not _is_greeting(given):
+            if len(text) > texts.MAX_DESCRIPTION:  # said, not cut: the resident still has it
+                said = texts.DESCRIPTION_TOO_LONG.format(
+                    length=len(text), limit=texts.MAX_DESCRIPTION
+                )
+                return IntakeResult([Reply(said, MENU)])
             data["description"] = text
         elif given.kind is InputKind.PHOTO:
             if _says_something(text):  # a caption such as «Яма у дома 5», as within a draft

@@ -218,6 +218,9 @@ async def test_a_short_start_is_kept_and_details_are_asked_for(
     sqlite_db: Database, config: CoreConfig
 ) -> None:
     intake = IntakeService(sqlite_db, config)
+    huge = await intake.handle(ANNA, text("Нет света. " * 1000))  # told, not cut or dropped
+    assert huge.replies[0].text.startswith("Слишком длинно: 10999 символов")
+    assert await step_of(sqlite_db) is None
     first = await intake.handle(ANNA, text("Нет света"))  # a newcomer's first words
     assert first.replies[0].text.startswith("Начнём обращение — ваш текст сохранён")
     chosen = await intake.handle(ANNA, press("i:category:housing"))
