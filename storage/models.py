@@ -244,19 +244,23 @@ class AppealEvent(Base):
 
 
 class CardMessage(Base):
-    """A message the bot posted about an appeal in a staff chat (the card, its media, a prompt).
+    """A message the bot posted about an appeal: in a staff chat (the card, its media, a
+    prompt, a resident's comment) or to the resident (a notice).
 
-    Staff replies to any of them are matched back to the appeal.
+    Replies to any of them are matched back to the appeal.
     """
 
     __tablename__ = "card_messages"
     __table_args__ = (
-        UniqueConstraint("chat_id", "message_id"),
+        # A VK resident and a Telegram chat may share a number, and so may their messages.
+        UniqueConstraint("platform", "chat_id", "message_id"),
         Index("ix_card_messages_appeal", "appeal_id", "purpose"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id"))
+    # Staff chats are Telegram's; a resident's notices are on the resident's platform.
+    platform: Mapped[str] = mapped_column(String(16), default="telegram", server_default="telegram")
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
     purpose: Mapped[str] = mapped_column(String(32))

@@ -53,6 +53,7 @@ from storage.models import (
 )
 
 OPEN_OR_RESOLVED = ("new", "in_work", "reopened", "resolved")
+STAFF = "telegram"  # the platform of staff chats (department groups, coordinators)
 OPEN = ("new", "in_work", "reopened")
 
 
@@ -232,7 +233,9 @@ class CatalogRepo:
     async def retire_chat(self, chat_id: int) -> None:
         """A chat id that no longer exists: its cards go dead and what waits for it fails."""
         await self.session.execute(
-            update(CardMessage).where(CardMessage.chat_id == chat_id).values(active=False)
+            update(CardMessage)
+            .where(CardMessage.platform == STAFF, CardMessage.chat_id == chat_id)
+            .values(active=False)
         )
         await self.session.execute(
             update(OutboxMessage)
@@ -248,6 +251,7 @@ class CatalogRepo:
         orphaned = await self.session.scalars(
             select(CardMessage.appeal_id)
             .where(
+                CardMessage.platform == STAFF,
                 CardMessage.chat_id == old_chat_id,
                 CardMessage.purpose == "card",
                 CardMessage.active.is_(True),
@@ -256,7 +260,9 @@ class CatalogRepo:
         )
         appeal_ids = list(orphaned)
         await self.session.execute(
-            update(CardMessage).where(CardMessage.chat_id == old_chat_id).values(active=False)
+            update(CardMessage)
+            .where(CardMessage.platform == STAFF, CardMessage.chat_id == old_chat_id)
+            .values(active=False)
         )
         await self.session.execute(
             update(OutboxMessage)
@@ -610,14 +616,17 @@ class CardRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, appeal_id: int, chat_id: int, message_id: int, purpose: str) -> None:
-        existing = await self.find(chat_id, message_id)
+    async def add(
+        self, appeal_id: int, chat_id: int, message_id: int, purpose: str, platform: str = STAFF
+    ) -> None:
+        existing = await self.find(chat_id, message_id, platform)
         if existing is not None:
             existing.appeal_id, existing.purpose, existing.active = appeal_id, purpose, True
             return
         self.session.add(
             CardMessage(
                 appeal_id=appeal_id,
+                platform=platform,
                 chat_id=chat_id,
                 message_id=message_id,
                 purpose=purpose,
@@ -626,10 +635,14 @@ class CardRepo:
             )
         )
 
-    async def find(self, chat_id: int, message_id: int) -> CardMessage | None:
+    async def find(
+        self, chat_id: int, message_id: int, platform: str = STAFF
+    ) -> CardMessage | None:
         return await self.session.scalar(
             select(CardMessage).where(
-                CardMessage.chat_id == chat_id, CardMessage.message_id == message_id
+                CardMessage.platform == platform,
+                CardMessage.chat_id == chat_id,
+                CardMessage.message_id == message_id,
             )
         )
 
@@ -642,6 +655,24 @@ class CardRepo:
             )
         )
         return list(rows)
+
+    async def retire_finished(self, department_id: int, keep: list[int]) -> int:
+        """Cards of the department's finished appeals (closed, rejected) outside ``keep`` stop
+        following the appeal; how many."""
+        finished = select(Appeal.id).where(
+            Appeal.department_id == department_id, Appeal.status.not_in(OPEN_OR_RESOLVED)
+        )
+        result = await self.session.execute(
+            update(CardMessage)
+            .where(
+                CardMessage.platform == STAFF,
+                CardMessage.active.is_(True),
+                CardMessage.chat_id.not_in(keep),
+                CardMessage.appeal_id.in_(finished),
+            )
+            .values(active=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def deactivate(self, appeal_id: int) -> list[CardMessage]:
         """Retire every message of the appeal (after a transfer); returns the cards retired."""

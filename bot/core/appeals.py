@@ -507,10 +507,12 @@ class StaffService:
             await uow.cards.add(appeal_id, chat_id, message_id, purpose)
             await uow.commit()
 
-    async def find_card(self, chat_id: int, message_id: int) -> tuple[int, str, bool] | None:
-        """Which appeal a staff chat message belongs to: (appeal id, purpose, still live)."""
+    async def find_card(
+        self, chat_id: int, message_id: int, platform: str = notify.STAFF_PLATFORM
+    ) -> tuple[int, str, bool] | None:
+        """Which appeal a message of the bot's belongs to: (appeal id, purpose, still live)."""
         async with self.db.uow() as uow:
-            card = await uow.cards.find(chat_id, message_id)
+            card = await uow.cards.find(chat_id, message_id, platform)
             if card is None:
                 return None
             return card.appeal_id, card.purpose, card.active

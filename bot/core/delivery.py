@@ -344,9 +344,9 @@ class OutboxWorker:
                 for chat_id, message_id, purpose in recorded:
                     if item.appeal_id is None:
                         continue
-                    await uow.cards.add(item.appeal_id, chat_id, message_id, purpose)
+                    await uow.cards.add(item.appeal_id, chat_id, message_id, purpose, item.platform)
                     if cancelled:
-                        card = await uow.cards.find(chat_id, message_id)
+                        card = await uow.cards.find(chat_id, message_id, item.platform)
                         assert card is not None
                         card.active = False
                     if cancelled and purpose == "card":
@@ -471,6 +471,9 @@ class OutboxWorker:
             if not remember or not _is_int(chat):
                 return []
             return [(int(chat), message_id, remember) for message_id in ids]
+        if item.kind == "card_close" and "text" in payload:  # drawn when the appeal left
+            await sender.edit_text(chat, int(payload["message_id"]), str(payload["text"]), None)
+            return []
         async with self.db.uow() as uow:
             if item.kind == "card_refresh" and item.appeal_id is not None:
                 # Read first: every refresh queued up to here is satisfied by the render below.
@@ -510,7 +513,7 @@ class OutboxWorker:
             for live_card in live:
                 await sender.edit_text(chat, live_card.message_id, card.text, card.keyboard)
             return []
-        if item.kind == "card_close":
+        if item.kind == "card_close":  # queued before the text came with it
             note = str(payload.get("note") or "")
             async with self.db.uow() as uow:
                 appeal = await uow.appeals.get(item.appeal_id) if item.appeal_id else None

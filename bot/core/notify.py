@@ -11,6 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 from bot.core import texts
+from bot.core.cards import render_card
 from bot.core.config import CoreConfig
 from bot.core.model import Button, Keyboard, Platform, inline
 from bot.core.ports import PhotoRef
@@ -181,7 +182,7 @@ async def move_cards(
     """The appeal now belongs elsewhere: freeze its cards, post a new one where it belongs,
     and send the residents' comments still on their way there too."""
     comments = await uow.outbox.pending_of(appeal.id, COMMENT_KINDS)
-    await close_cards(uow, appeal, close_note)
+    await close_cards(uow, config, appeal, close_note)
     await post_card(uow, config, appeal, note=post_note, media=media)
     seen: set[str] = set()
     for comment in comments:  # copies for several chats: send each comment once, in order
@@ -193,18 +194,25 @@ async def move_cards(
             await uow.outbox.add(STAFF_PLATFORM, chat_id, comment.kind, comment.payload, appeal.id)
 
 
-async def close_cards(uow: UnitOfWork, appeal: Appeal, note: str) -> None:
+async def close_cards(uow: UnitOfWork, config: CoreConfig, appeal: Appeal, note: str) -> None:
     """Freeze the live cards (no buttons) with a note, e.g. after a transfer.
 
     Cards still queued are cancelled: the appeal no longer belongs in those chats, and a card
-    delivered there later would keep showing the resident's details to the wrong people.
+    delivered there later would keep showing the resident's details to the wrong people. For
+    the same reason the frozen text is drawn now, as the appeal stands when it leaves: drawn
+    when delivered (a group may wait minutes for its turn), it would show what the next
+    department did meanwhile.
     """
     await uow.outbox.cancel(appeal.id, CARD_KINDS + COMMENT_KINDS)
-    for card in await uow.cards.deactivate(appeal.id):
+    cards = await uow.cards.deactivate(appeal.id)
+    if not cards:
+        return
+    frozen = await render_card(uow, appeal, config, note, frozen=True)
+    for card in cards:
         await uow.outbox.add(
             STAFF_PLATFORM,
             card.chat_id,
             "card_close",
-            {"message_id": card.message_id, "note": note},
+            {"message_id": card.message_id, "note": note, "text": frozen.text},
             appeal.id,
         )

@@ -101,7 +101,15 @@ class RoutingService:
 
 
 async def rehome_open_appeals(uow: UnitOfWork, config: CoreConfig, department_id: int) -> int:
-    """After a binding changed, put each open appeal's card where the department now works."""
+    """After a binding changed, put each open appeal's card where the department now works.
+
+    Cards of its finished appeals stay where they are, as they are: a group the department
+    has left must not keep seeing them change (a comment on a rejection, a ban, an answer
+    given by number), since it may now serve another department.
+    """
+    department = await uow.catalog.department(department_id)
+    works_in = [department.chat_id] if department and department.chat_id is not None else []
+    await uow.cards.retire_finished(department_id, [*works_in, *config.coordinator_ids])
     moved = 0
     for appeal in await uow.appeals.open_of_department(department_id):
         targets = set(await notify.staff_chats(uow, config, appeal))

@@ -81,7 +81,7 @@ class VkConversation:
             return
         reply = _mapping(message.get("reply_message"))
         if as_int(reply.get("id")) > 0:
-            card = await self.staff.find_card(peer_id, as_int(reply["id"]))
+            card = await self.staff.find_card(peer_id, as_int(reply["id"]), Platform.VK.value)
             if card is not None and card[1] == "notice":
                 await self._comment(who, card[0], message)
                 return

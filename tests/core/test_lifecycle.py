@@ -187,6 +187,49 @@ async def test_transfer_moves_the_card(db: Database, config: CoreConfig) -> None
     assert not (await world.staff.take(IVAN, appeal_id)).ok
 
 
+async def test_the_old_group_s_frozen_card_shows_the_appeal_as_it_left(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await make_world(db, config)
+    appeal_id, _ = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    housing = await world.department_id("housing")
+    assert (await world.staff.transfer(IVAN, appeal_id, housing)).ok
+    # The new department acts before the old group's card is frozen (a group waits its turn).
+    nina = StaffActor(user_id=703, name="Нина Жилкина", chat_id=HOUSING_GROUP)
+    assert (await world.staff.take(nina, appeal_id)).ok
+    await drain(world.worker)
+    frozen = [s for s in world.sender.to(ROADS_GROUP) if s.method == "edit"][-1]
+    assert "Передано" in frozen.text and frozen.keyboard is None
+    assert "Нина" not in frozen.text and "В работе" not in frozen.text
+    current = [s for s in world.sender.to(HOUSING_GROUP) if s.method == "edit"][-1]
+    assert "Нина Жилкина" in current.text
+
+
+async def test_a_group_given_to_another_department_stops_following_the_old_one_s_cards(
+    db: Database, config: CoreConfig
+) -> None:
+    world = await make_world(db, config)
+    appeal_id, number = await world.file(ANNA, "roads")
+    await drain(world.worker)
+    assert (await world.staff.reject(IVAN, appeal_id, "other", "Работы запланированы на лето")).ok
+    await drain(world.worker)
+    assert (
+        await world.routing.bind(COORDINATOR, ROADS_GROUP, await world.department_id("waste"))
+    ).ok
+    await drain(world.worker)
+    before = len(world.sender.to(ROADS_GROUP))
+    # The resident questions the rejection (roads now works through the coordinators).
+    said = await world.staff.resident_comment(ANNA, appeal_id, "Почему отклонили? Там дети ходят")
+    assert said == texts.comment_sent(number)
+    await drain(world.worker)
+    assert any("дети ходят" in t for t in world.sender.texts_to(COORDINATOR))
+    # The group that now serves waste sees nothing more of it: no comment, no card edit.
+    assert world.sender.to(ROADS_GROUP)[before:] == []
+    async with db.uow() as uow:
+        assert await uow.cards.active_cards(appeal_id) == []
+
+
 async def test_reject_with_duplicate_reason(db: Database, config: CoreConfig) -> None:
     world = await make_world(db, config)
     _first_id, first_number = await world.file(ANNA, "roads")

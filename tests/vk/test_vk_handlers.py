@@ -229,7 +229,7 @@ async def test_a_reply_to_a_notice_reaches_the_department(vk: VkHarness) -> None
         appeal = await uow.appeals.by_number(number)
         assert appeal is not None
         # The acceptance notice as VK delivered it: remembered under its VK message id.
-        await uow.cards.add(appeal.id, RESIDENT, 777, "notice")
+        await uow.cards.add(appeal.id, RESIDENT, 777, "notice", "vk")
         await uow.commit()
     notice = Sent(777, RESIDENT, 1, "Обращение принято", None, [])
     said = await vk.says(

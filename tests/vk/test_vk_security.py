@@ -93,7 +93,7 @@ async def test_a_banned_vk_resident_is_told_once_then_ignored(
     async with vk.db.uow() as uow:
         appeal = await uow.appeals.by_number(number)
         assert appeal is not None
-        await uow.cards.add(appeal.id, RESIDENT, 777, "notice")
+        await uow.cards.add(appeal.id, RESIDENT, 777, "notice", "vk")
         await uow.commit()
 
     said = await coordinator_says(vk, config, f"/ban {number} Угрозы сотрудникам")
