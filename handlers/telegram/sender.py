@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNotFound,
@@ -49,6 +50,9 @@ class TelegramSender:
             return await request()
         except TelegramRetryAfter as exc:
             raise RetryAfter(float(exc.retry_after)) from exc
+        except TelegramEntityTooLarge as exc:
+            # aiogram counts a 413 as a network error; the same request will never fit.
+            raise PermanentError(exc.message) from exc
         except TelegramForbiddenError as exc:
             raise RecipientGone(exc.message) from exc
         except TelegramMigrateToChat as exc:

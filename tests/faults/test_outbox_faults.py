@@ -44,6 +44,7 @@ from handlers.vk.sender import VkSender
 from storage.models import OutboxMessage, Resident
 from storage.uow import Database
 from tests.core.recording import NO_LIMITS
+from tests.fakes.fake_telegram import FakeTelegram
 from tests.fakes.faults import (
     DROP,
     ERROR,
@@ -360,3 +361,39 @@ async def test_vk_delivery_through_random_faults(
     for row in rows:
         assert row.status == ("failed" if int(row.chat_id) in VK_FORBIDDEN else "sent"), row.chat_id
     print(f"vk: {VK_MESSAGES} messages, {len(fake.faulted)} requests, {dict(seen)}, {took:.1f}s")
+
+
+async def test_a_request_too_large_for_telegram_fails_alone(
+    db: Database, config: CoreConfig
+) -> None:
+    """A 413 (a VK resident's photo bigger than Telegram takes) will never fit: that message
+    fails, and the chat's later messages go on instead of waiting behind its retries."""
+    fake = FakeTelegram(token=TOKEN)
+    await fake.start()
+    group = TG_GROUPS[0]
+    fake.group(group, "Отдел дорог")
+    photo_id = fake.send_photo(fake.user(TG_RESIDENTS[0], "Анна"))["photo"][-1]["file_id"]
+    fake.inject_error("sendPhoto", 413, "Request Entity Too Large", chat_id=group)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url)))
+    try:
+        async with db.uow() as uow:
+            photo = {"photo": {"platform": "telegram", "ref": photo_id}, "text": "Фото жителя"}
+            await uow.outbox.add("telegram", group, "photo", photo)
+            for n in (1, 2):
+                await uow.outbox.add("telegram", group, "text", {"text": f"Дополнение {n}"})
+            await uow.commit()
+        limiter = RateLimiter(NO_LIMITS, is_group=is_group_chat)
+        worker = OutboxWorker(
+            db, config, {"telegram": TelegramSender(bot)}, {"telegram": limiter}, idle_interval=0.05
+        )
+        await _run_until_idle(worker, db, timeout=10)
+    finally:
+        await bot.session.close()
+        await fake.stop()
+    assert [r.text for r in fake.requests if r.is_send(group)] == ["Дополнение 1", "Дополнение 2"]
+    rows = await _rows(db, "telegram")
+    assert [(r.kind, r.status, r.attempts) for r in rows] == [
+        ("photo", "failed", 1),
+        ("text", "sent", 1),
+        ("text", "sent", 1),
+    ]
