@@ -277,8 +277,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shutdown.set)
     # Sending within the platforms' limits and the deadline scan: one process at a time.
+    outbox = duty_lock(db.engine, "outbox")
     worker_task = asyncio.create_task(
-        run_duty(duty_lock(db.engine, "outbox"), lambda: worker.run(stop), stop)
+        run_duty(outbox, lambda: worker.run(stop, holding=outbox.still_held), stop)
     )
     scan = lambda: run_scan_duty(db, config, worker, settings.scan_interval)  # noqa: E731
     tasks = [asyncio.create_task(run_duty(duty_lock(db.engine, "deadline-scan"), scan))]

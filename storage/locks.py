@@ -12,6 +12,7 @@ one process; the others stand by and take over when the holder dies.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import logging
@@ -64,6 +65,9 @@ class _AdvisoryLock(DutyLock):
         self.name = name
         self.key = _advisory_key(name)
         self._conn: AsyncConnection | None = None
+        # The holder's job may ask before each of its steps while its watch asks too: one
+        # statement at a time on the lock's connection.
+        self._asking = asyncio.Lock()
 
     async def acquire(self) -> bool:
         if self._conn is not None:
@@ -83,6 +87,10 @@ class _AdvisoryLock(DutyLock):
         return True
 
     async def still_held(self) -> bool:
+        async with self._asking:
+            return await self._still_held()
+
+    async def _still_held(self) -> bool:
         if self._conn is None:
             return False
         try:
@@ -96,6 +104,10 @@ class _AdvisoryLock(DutyLock):
         return True
 
     async def release(self) -> None:
+        async with self._asking:
+            await self._release()
+
+    async def _release(self) -> None:
         if self._conn is None:
             return
         try:

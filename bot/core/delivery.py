@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,6 +81,10 @@ class OutboxWorker:
         # started before they were recorded may still show them pending.
         self._finished: dict[int, float] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Whether this process still holds the sending duty (``run``'s ``holding``); once it
+        # says no, nothing more is sent until the duty is taken again.
+        self._holding: Callable[[], Awaitable[bool]] | None = None
+        self._lost = False
 
     async def chat_opened(self, platform: str, chat_id: str) -> int:
         """A coordinator pressed Start: what their chat refused until now (cards of departments
@@ -132,15 +136,34 @@ class OutboxWorker:
         self.limiters[item.platform].record_chat(item.chat_id, _weight(item))
         await self._deliver_guarded(item, [], send_within=DELIVER_NOW_WITHIN)
 
+    async def _still_holding(self) -> bool:
+        if self._lost:
+            return False
+        if self._holding is None or await self._holding():
+            return True
+        if not self._lost:
+            log.warning("outbox: the sending duty was lost; nothing more is sent from here")
+        self._lost = True
+        return False
+
     async def _release(self, item: OutboxMessage) -> None:
         async with self.db.uow() as uow:
             await uow.outbox.release(item.id)
             await uow.commit()
         self.wake()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(
+        self, stop: asyncio.Event, holding: Callable[[], Awaitable[bool]] | None = None
+    ) -> None:
         """Deliver until ``stop``: up to ``concurrency`` messages on their way at any moment,
-        a new one started as soon as one is done and the limits allow."""
+        a new one started as soon as one is done and the limits allow.
+
+        ``holding`` says whether this process still has the sending duty (its lock); it is
+        asked before each send. A lock lost with its database connection lets another process
+        take the duty within seconds, and from then on what this one sent as well would
+        arrive twice: only the messages already on their way when it was lost may.
+        """
+        self._holding, self._lost = holding, False
         log.info("outbox worker started")
         next_housekeeping = 0.0
         try:
@@ -151,6 +174,9 @@ class OutboxWorker:
                         await self.housekeeping()
                     except Exception:
                         log.exception("housekeeping failed; will try again later")
+                if self._lost:  # until the duty's watch stops this run
+                    await _sleep_until(stop, self.idle_interval)
+                    continue
                 try:
                     if self._wake.is_set() or time.monotonic() - self._read_at >= REFRESH:
                         await self._read_heads()
@@ -290,6 +316,9 @@ class OutboxWorker:
                 await uow.outbox.cancel_one(item.id)
                 await uow.commit()
             return
+        # A handler's own message (``deliver_now``) was claimed in the database instead.
+        if send_within is None and not await self._still_holding():
+            return  # left pending, for the process that holds the duty now
         sender = self.senders[item.platform]
         limiter = self.limiters[item.platform]
         try:
@@ -588,3 +617,10 @@ def _weight(item: OutboxMessage) -> int:
     if item.kind == "card_media":
         return 2  # an album counts as several messages toward the group limit
     return 1
+
+
+async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

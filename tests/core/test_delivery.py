@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -377,3 +378,47 @@ async def test_rebound_before_migration_does_not_loop(db: Database, config: Core
         stuck = [m for m in await uow.outbox.pending(100) if m.chat_id == str(ROADS_GROUP)]
     assert stuck == []
     assert len(world.sender.fail_chat[str(ROADS_GROUP)]) >= 18  # tried once or twice, not forever
+
+
+async def test_a_worker_that_lost_its_duty_sends_nothing_more(
+    db: Database, config: CoreConfig
+) -> None:
+    """Another process takes the sending duty once this one's lock is gone: from then on this
+    one must not send what the other will."""
+    sender = RecordingSender()
+    worker = make_worker(db, config, sender)
+    for chat in ("501", "502", "503", "504", "505"):
+        await queue_texts(db, chat, 1)
+    asked = 0
+
+    async def holding() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked <= 2  # the lock's connection dies after two sends
+
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop, holding=holding))
+    await asyncio.sleep(0.5)
+    assert not run.done()  # it waits for the duty's watch to stop it, sending nothing
+    stop.set()
+    worker.wake()
+    await asyncio.wait_for(run, 5)
+    assert len(sender.sent) == 2
+    async with db.uow() as uow:
+        assert len(await uow.outbox.pending(10)) == 3  # left for the process with the duty
+
+    # The duty taken again (a new run): the rest goes.
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop, holding=_true))
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if len(sender.sent) == 5:
+            break
+    stop.set()
+    worker.wake()
+    await asyncio.wait_for(run, 5)
+    assert sorted(s.chat_id for s in sender.sent) == ["501", "502", "503", "504", "505"]
+
+
+async def _true() -> bool:
+    return True
