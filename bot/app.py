@@ -204,7 +204,15 @@ async def event_isolation(settings: Settings) -> BaseEventIsolation:
         return ChatLocks()
     from aiogram.fsm.storage.redis import RedisEventIsolation  # redis-py only when used
 
-    isolation = RedisEventIsolation.from_url(settings.redis_url)
+    # A Redis that stops answering fails the update within seconds (it comes again later)
+    # instead of holding its chat's lock and the update for ever.
+    isolation = RedisEventIsolation.from_url(
+        settings.redis_url,
+        connection_kwargs={
+            "socket_timeout": REDIS_ANSWER_WITHIN,
+            "socket_connect_timeout": REDIS_ANSWER_WITHIN,
+        },
+    )
     try:
         # A host that drops packets would leave the start hanging for the OS's TCP timeout.
         await asyncio.wait_for(isolation.redis.ping(), REDIS_ANSWER_WITHIN)

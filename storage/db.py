@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from storage.sqlite_one_hop import one_hop_dbapi
 
 READ_ONLY = "priemnaya_read_only"  # an execution option: this transaction never writes
+STATEMENT_TIMEOUT = 60  # seconds (asyncpg's command_timeout); the slowest report takes ~1 s
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -25,6 +26,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # Up to four connections stay with the duty locks (storage/locks.py) for as long as
         # this process holds them: the pool is sized so that work keeps its own.
         kwargs.setdefault("pool_size", 10)
+        # A server that stops answering without closing the connection (a network partition,
+        # a failover) would hold a statement, and the update waiting on it, for ever: past
+        # this it fails as the database being away, and the update is handled again later.
+        kwargs.setdefault("connect_args", {}).setdefault("command_timeout", STATEMENT_TIMEOUT)
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from bot.core.ports import (
 from bot.core.ratelimit import RateLimiter
 from bot.core.routing import migrate_chat, rehome_open_appeals
 from storage.models import OutboxMessage
+from storage.outage import is_outage
 from storage.uow import CANCELLED_MARK, REFUSED_BY_CHAT, Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ REFRESH = 0.25  # seconds a read of the chats' next messages is used before read
 # after any network error); a claim needs this much of the hold left, and more.
 DELIVER_NOW_WITHIN = 10.0
 CLAIM_SPARE = timedelta(seconds=20)
+# A message sent while the database went away is recorded once it is back, for this long at
+# most (a shutdown waits for it); past it, the queue sends it again.
+RECORD_PATIENCE = 300.0
+MAX_RECORD_DELAY = 15.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -181,8 +186,11 @@ class OutboxWorker:
                     if self._wake.is_set() or time.monotonic() - self._read_at >= REFRESH:
                         await self._read_heads()
                     _, wait = self._start_due()
-                except Exception:
-                    log.exception("outbox pass failed; retrying")
+                except Exception as exc:
+                    if is_outage(exc):  # said once a pass, not with the whole trace each time
+                        log.warning("outbox: the database is away (%s)", type(exc).__name__)
+                    else:
+                        log.exception("outbox pass failed; retrying")
                     wait = self.idle_interval
                 await self._pause(wait)
         except asyncio.CancelledError:
@@ -367,31 +375,64 @@ class OutboxWorker:
             log.warning("outbox %s: %s; retry in %ss", item.id, exc.__class__.__name__, delay)
             await self._reschedule(item, delay, f"{exc.__class__.__name__}: {exc}")
         else:
-            async with self.db.uow() as uow:
-                # Cancelled while it was on its way (the appeal moved on): keep it frozen.
-                cancelled = await uow.outbox.status_of(item.id) == "cancelled"
-                for chat_id, message_id, purpose in recorded:
-                    if item.appeal_id is None:
-                        continue
-                    await uow.cards.add(item.appeal_id, chat_id, message_id, purpose, item.platform)
-                    if cancelled:
-                        card = await uow.cards.find(chat_id, message_id, item.platform)
-                        assert card is not None
-                        card.active = False
-                    if cancelled and purpose == "card":
-                        await uow.outbox.add(
-                            item.platform,
-                            chat_id,
-                            "card_close",
-                            {"message_id": message_id, "note": "↪️ Карточка устарела"},
-                            item.appeal_id,
-                        )
-                for sent in [item, *album]:
-                    await uow.outbox.mark_sent(sent.id)
-                await uow.outbox.mark_sent_ids(self._covered.pop(item.id, []))
-                if item.kind in ("text", "photo"):
-                    await self._reachable_again(uow, item)
-                await uow.commit()
+            await self._record_sent(item, album, recorded)
+
+    async def _record_sent(
+        self, item: OutboxMessage, album: list[OutboxMessage], recorded: list[tuple[int, int, str]]
+    ) -> None:
+        """Mark what went out as sent and remember its messages (a card's id: staff reply to
+        it). The platform has it already: while the database is away this is tried again
+        rather than the send, which would post a second card and lose the first one's id."""
+        delay, given_up_at = 0.5, time.monotonic() + RECORD_PATIENCE
+        covered = self._covered.pop(item.id, [])  # the refreshes this one's render satisfied
+        while True:
+            try:
+                await self._record_once(item, album, recorded, covered)
+                return
+            except Exception as exc:
+                if not is_outage(exc) or time.monotonic() > given_up_at:
+                    raise
+                log.warning(
+                    "outbox %s: sent, not recorded yet (%s); again in %.0fs",
+                    item.id,
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RECORD_DELAY)
+
+    async def _record_once(
+        self,
+        item: OutboxMessage,
+        album: list[OutboxMessage],
+        recorded: list[tuple[int, int, str]],
+        covered: list[int],
+    ) -> None:
+        async with self.db.uow() as uow:
+            # Cancelled while it was on its way (the appeal moved on): keep it frozen.
+            cancelled = await uow.outbox.status_of(item.id) == "cancelled"
+            for chat_id, message_id, purpose in recorded:
+                if item.appeal_id is None:
+                    continue
+                await uow.cards.add(item.appeal_id, chat_id, message_id, purpose, item.platform)
+                if cancelled:
+                    card = await uow.cards.find(chat_id, message_id, item.platform)
+                    assert card is not None
+                    card.active = False
+                if cancelled and purpose == "card":
+                    await uow.outbox.add(
+                        item.platform,
+                        chat_id,
+                        "card_close",
+                        {"message_id": message_id, "note": "↪️ Карточка устарела"},
+                        item.appeal_id,
+                    )
+            for sent in [item, *album]:
+                await uow.outbox.mark_sent(sent.id)
+            await uow.outbox.mark_sent_ids(covered)
+            if item.kind in ("text", "photo"):
+                await self._reachable_again(uow, item)
+            await uow.commit()
 
     async def _reachable_again(self, uow: UnitOfWork, item: OutboxMessage) -> None:
         """A resident once marked unreachable took a message: clear the mark on the card."""

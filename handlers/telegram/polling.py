@@ -4,7 +4,8 @@ aiogram's own polling confirms a batch (the next getUpdates' ``offset``) while i
 still being handled, so a crash in between loses them. Here a batch is handled first — each
 chat's updates in order, different chats side by side — and confirmed afterwards; a crash
 hands the batch over again and :class:`handlers.telegram.once.OncePerUpdate` skips what was
-already done.
+already done. A batch some of which met the database or Redis away is not confirmed either:
+it is fetched and handled again, with growing pauses, until the storage is back.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from aiogram.types import Update
 
 from bot.core.logsafe import log_failure
 from handlers.telegram.once import MAYBE_REPEATED
+from storage.outage import is_outage
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 30  # seconds Telegram holds an empty getUpdates open
-BATCH_PATIENCE = 120.0  # a batch stuck longer than this (a hung handler) no longer holds polling
+# A batch still being handled after this is reported (and reported again): it is confirmed
+# only once handled, since a confirmed update is gone from Telegram for good.
+BATCH_PATIENCE = 120.0
 MAX_DELAY = 30.0
 # Chats handled at once: enough to keep the database busy, few enough that no update waits
 # half a minute for a connection from the pool (SQLite writes one transaction at a time).
@@ -58,10 +62,18 @@ async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> 
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
             continue
-        delay = 1.0
         if not updates:
+            delay = 1.0
             continue
-        await handle_batch(bot, dispatcher, updates, maybe_repeated=first)
+        if not await handle_batch(bot, dispatcher, updates, maybe_repeated=first):
+            # The database or Redis is away: the batch comes again, what was done is skipped.
+            log.warning("storage unreachable; the batch is handled again in %.0fs", delay)
+            first = True
+            updates = []
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)
+            continue
+        delay = 1.0
         method.offset = updates[-1].update_id + 1
         first = False
         updates = []  # not held (some 4 MB for a full batch) through the next long poll
@@ -69,9 +81,13 @@ async def poll(bot: Bot, dispatcher: Dispatcher, allowed_updates: list[str]) -> 
 
 async def handle_batch(
     bot: Bot, dispatcher: Dispatcher, updates: list[Update], maybe_repeated: bool = True
-) -> None:
+) -> bool:
     """Handle one getUpdates batch: per chat in order, chats concurrently. ``maybe_repeated``
-    False: none of them was handed over before, so none is looked up (``OncePerUpdate``)."""
+    False: none of them was handed over before, so none is looked up (``OncePerUpdate``).
+
+    Returns False when the storage was away for some update: that chat's later updates were
+    left too (they must not overtake it), and the batch is to be handled again.
+    """
     lanes: dict[tuple[int | None, int | None], list[Update]] = defaultdict(list)
     for update in updates:
         context = UserContextMiddleware.resolve_event_context(update)
@@ -83,9 +99,18 @@ async def handle_batch(
         asyncio.ensure_future(_lane(bot, dispatcher, lane, room, maybe_repeated))
         for lane in lanes.values()
     ]
-    _, pending = await asyncio.wait(tasks, timeout=BATCH_PATIENCE)
-    if pending:
-        log.warning("%d chats' updates are still being handled; polling on", len(pending))
+    pending: set[asyncio.Future[bool]] = set(tasks)
+    waited = 0.0
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=BATCH_PATIENCE)
+        if pending:
+            waited += BATCH_PATIENCE
+            log.warning(
+                "%d chats' updates still being handled after %.0fs; not confirmed until they are",
+                len(pending),
+                waited,
+            )
+    return all(task.result() for task in tasks)
 
 
 async def _lane(
@@ -94,11 +119,15 @@ async def _lane(
     updates: list[Update],
     room: asyncio.Semaphore,
     maybe_repeated: bool,
-) -> None:
+) -> bool:
+    """One chat's updates in order; False if the storage was away (the rest left for later)."""
     async with room:
         for update in updates:
             try:
                 await dispatcher.feed_update(bot, update, **{MAYBE_REPEATED: maybe_repeated})
             except Exception as exc:
+                if is_outage(exc):
+                    return False
                 # The errors router answers the user; what reaches here is logged, not fatal.
                 log_failure(log, exc, "update %s failed", update.update_id)
+    return True

@@ -14,17 +14,42 @@ import logging
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+
+from storage.outage import is_outage
 
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
 
 
+class AnsweredWhenHandled(SimpleRequestHandler):
+    """Answers Telegram once the update was handled, however long that takes, and with 503
+    when the database or Redis was away: Telegram then posts the update again.
+
+    aiogram's own handler answers 200 after 55 s and finishes the update in the background: a
+    stalled database followed by a restart lost it, Telegram having been told it was done.
+    Past Telegram's own wait (about a minute) it posts the update again by itself, and
+    ``OncePerUpdate`` keeps the two from both having their effect.
+    """
+
+    async def _handle_request(self, bot: Bot, request: web.Request) -> web.Response:
+        raw = await request.json(loads=bot.session.json_loads)
+        update = Update.model_validate(raw, context={"bot": bot})
+        try:
+            await self.dispatcher.feed_update(bot, update, **self.data)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return web.Response(status=503, text="storage unavailable; try again")
+        return web.json_response({})
+
+
 def webhook_app(bot: Bot, dispatcher: Dispatcher, path: str, secret: str) -> web.Application:
     app = web.Application()
-    SimpleRequestHandler(dispatcher, bot, secret_token=secret, handle_in_background=False).register(
+    AnsweredWhenHandled(dispatcher, bot, secret_token=secret, handle_in_background=False).register(
         app, path=path
     )
 
