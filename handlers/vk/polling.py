@@ -20,6 +20,7 @@ from vkbottle.polling import BotPolling
 
 from bot.core.logsafe import log_failure
 from handlers.vk.inputs import as_int
+from storage.outage import is_outage
 from storage.uow import Database, handling_event
 
 log = logging.getLogger(__name__)
@@ -140,9 +141,9 @@ class VkPoller:
                     with handling_event(key):
                         await self.bot.process_event(update, self.bot.api)
                 return
-            except (DBAPIError, OSError):
-                raise
             except Exception as exc:
+                if isinstance(exc, DBAPIError | OSError) or is_outage(exc):
+                    raise  # the storage is away (a pool with no connection to give, Redis)
                 failed = "VK event %s failed (attempt %d of %d)"
                 log_failure(log, exc, failed, key, attempt, ATTEMPTS)
                 await asyncio.sleep(0.5 * attempt)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.core import texts
 from bot.core.appeals import StaffService
@@ -174,6 +175,35 @@ async def test_an_event_handed_over_twice_changes_nothing_twice(vk: VkHarness) -
     assert draft.data["description"] == "Не горит фонарь во дворе дома уже неделю"
     assert len(claims) == 3  # start, category, description: one claim each
     assert len(keys) == 4  # and the category message marked as pressed
+
+
+async def test_an_event_that_found_no_free_connection_comes_again(
+    vk: VkHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool had no connection to give (every one busy past its wait): the storage was
+    away, not the event at fault. The batch stops, its position is not stored, and the event
+    has its effect when it comes again, instead of being dropped after three attempts."""
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    categories = vk.last_with(RESIDENT, "i:category:")
+    await vk.presses(RESIDENT, categories, "i:category:roads")
+    vk.fake.write(RESIDENT, "Не горит фонарь во дворе дома уже неделю")
+    event = vk.fake.events[-1]
+    handle = IntakeService.handle
+    busy = [PoolTimeout("QueuePool limit of size 12 overflow 18 reached")]
+
+    async def pool_busy_once(self: IntakeService, *args: Any, **kwargs: Any) -> Any:
+        if busy:
+            raise busy.pop()
+        return await handle(self, *args, **kwargs)
+
+    monkeypatch.setattr(IntakeService, "handle", pool_busy_once)
+    with pytest.raises(PoolTimeout):
+        await vk.poller.handle_batch([event])
+    await vk.poller.handle_batch([event])  # fetched again from the stored position
+    async with vk.db.uow() as uow:
+        draft = await uow.drafts.get("vk", str(RESIDENT))
+    assert draft is not None and draft.step == "address"
+    assert draft.data["description"] == "Не горит фонарь во дворе дома уже неделю"
 
 
 async def test_odd_input_gets_a_clear_answer_and_the_draft_stays(vk: VkHarness) -> None:
