@@ -21,9 +21,10 @@ PACE_WINDOW = 1.05  # seconds: 5 % to spare for the requests' uneven way to VK
 TEXT_LIMIT = 4096
 # 900 blacklisted the community, 901 has not allowed messages, 902 privacy settings.
 RESIDENT_GONE = {900, 901, 902}
-# 6 too many requests per second, 9 flood control; 5/27/28 a token VK does not take right now:
-# retried after a pause, never marked failed (a fixed token must still deliver the backlog).
-PAUSES = {6: 1.0, 9: 10.0, 5: 60.0, 27: 60.0, 28: 60.0}
+# 6 too many requests per second, 9 flood control; 5/27/28 a token VK does not take right now;
+# 29 a method's quota spent (it renews): retried after a pause, never marked failed (a fixed
+# token must still deliver the backlog).
+PAUSES = {6: 1.0, 9: 10.0, 5: 60.0, 27: 60.0, 28: 60.0, 29: 600.0}
 TRANSIENT = {1, 10}  # unknown error, internal server error
 
 

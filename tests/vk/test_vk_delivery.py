@@ -104,7 +104,7 @@ async def test_vk_drops_a_repeat_after_a_lost_answer(
     assert status == "sent" and number
 
 
-@pytest.mark.parametrize(("code", "pause"), [(6, 1.0), (9, 10.0)])
+@pytest.mark.parametrize(("code", "pause"), [(6, 1.0), (9, 10.0), (29, 600.0)])
 async def test_too_many_requests_waits_then_delivers(
     sqlite_db: Database,
     config: CoreConfig,
