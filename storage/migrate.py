@@ -38,7 +38,10 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
 
 
 async def _main(url: str) -> int:
-    engine = create_engine(url)
+    # A migration may rewrite a large table: no statement timeout (on PostgreSQL; SQLite has
+    # none to lift).
+    no_timeout = {"connect_args": {"command_timeout": None}} if url.startswith("postgres") else {}
+    engine = create_engine(url, **no_timeout)
     try:
         await upgrade_to_head(engine)
     except (DBAPIError, OSError) as exc:

@@ -375,15 +375,22 @@ class OutboxWorker:
             log.warning("outbox %s: %s; retry in %ss", item.id, exc.__class__.__name__, delay)
             await self._reschedule(item, delay, f"{exc.__class__.__name__}: {exc}")
         else:
-            await self._record_sent(item, album, recorded)
+            # A handler waiting on its own message (``deliver_now``) waits no longer than it
+            # waited for the send; the queue's sending keeps trying.
+            patience = send_within if send_within is not None else RECORD_PATIENCE
+            await self._record_sent(item, album, recorded, patience)
 
     async def _record_sent(
-        self, item: OutboxMessage, album: list[OutboxMessage], recorded: list[tuple[int, int, str]]
+        self,
+        item: OutboxMessage,
+        album: list[OutboxMessage],
+        recorded: list[tuple[int, int, str]],
+        patience: float,
     ) -> None:
         """Mark what went out as sent and remember its messages (a card's id: staff reply to
         it). The platform has it already: while the database is away this is tried again
         rather than the send, which would post a second card and lose the first one's id."""
-        delay, given_up_at = 0.5, time.monotonic() + RECORD_PATIENCE
+        delay, given_up_at = 0.5, time.monotonic() + patience
         covered = self._covered.pop(item.id, [])  # the refreshes this one's render satisfied
         while True:
             try:

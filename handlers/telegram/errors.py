@@ -25,13 +25,16 @@ LATER = (
     "Бот сейчас не может сохранить сообщение: сервис временно недоступен. Ничего не потеряно — "
     "ответ придёт, как только он снова заработает. Повторять не нужно."
 )
+# Passed with an update (``feed_update``'s data) whose batch kept failing while the storage
+# answered: this time a "storage away" failure is the update's own.
+LAST_TRY = "last_try"
 TOLD_KEPT = 10_000  # updates whose senders were told to wait (a bound, not a schedule)
 _told: set[int] = set()
 
 
-async def on_error(event: ErrorEvent) -> Any:
+async def on_error(event: ErrorEvent, last_try: bool = False) -> Any:
     update = event.update
-    if is_outage(event.exception):
+    if is_outage(event.exception) and not last_try:
         log.warning(
             "update %s: storage unreachable (%s); handed over again later",
             update.update_id,

@@ -13,7 +13,6 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from vkbottle import Bot
 from vkbottle.exception_factory import ErrorHandler
 from vkbottle.polling import BotPolling
@@ -142,8 +141,8 @@ class VkPoller:
                         await self.bot.process_event(update, self.bot.api)
                 return
             except Exception as exc:
-                if isinstance(exc, DBAPIError | OSError) or is_outage(exc):
-                    raise  # the storage is away (a pool with no connection to give, Redis)
+                if is_outage(exc):
+                    raise  # the storage is away: the batch comes again from its position
                 failed = "VK event %s failed (attempt %d of %d)"
                 log_failure(log, exc, failed, key, attempt, ATTEMPTS)
                 await asyncio.sleep(0.5 * attempt)

@@ -21,6 +21,8 @@ from bot.core.appeals import StaffService
 from bot.core.config import CoreConfig
 from bot.core.intake import IntakeService
 from bot.core.routing import RoutingService
+from handlers.telegram import errors
+from handlers.telegram.errors import LATER, SORRY
 from handlers.telegram.polling import handle_batch, poll
 from handlers.telegram.setup import build_dispatcher
 from handlers.telegram.webhook import webhook_app
@@ -122,6 +124,42 @@ async def test_polling_confirms_a_batch_only_after_handling_it(
             await asyncio.sleep(0.05)
         assert fake.confirmed_offset == 3
         assert fake.updates == []
+    finally:
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+
+
+async def test_an_update_failing_as_if_the_storage_were_away_while_it_answers_is_let_go(
+    db: Database, config: CoreConfig, fake: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement slower than its timeout fails like a database that is away, every time.
+    Once the database is seen answering while the batch still fails, that update's failure
+    is its own: it is answered with the apology and the batch confirmed, rather than polling
+    stopping on it for ever."""
+    dp = dispatcher(db, config)
+
+    async def too_slow(*args: object) -> None:
+        raise TimeoutError  # as asyncpg's command_timeout ends a statement
+
+    monkeypatch.setattr(dp["intake"], "help", too_slow)
+    monkeypatch.setattr(errors, "_told", set())  # update ids start at 1 in every fake
+    anna = fake.user(501, "Анна")
+    fake.send_text(anna, "/help")
+    fake.send_text(anna, "/start")
+    polling = asyncio.create_task(poll(bot, dp, ["message", "callback_query"]))
+    try:
+        sorry = await fake.wait_for(lambda r: r.is_send(501) and r.text == SORRY, timeout=30)
+        started = await fake.wait_for(
+            lambda r: r.is_send(501) and "Выберите категорию" in r.text, since=sorry.seq
+        )
+        assert started.seq > sorry.seq  # the chat's next update waited its turn
+        told = [r.text for r in fake.sent_to(501)]
+        assert told.count(LATER) == 1  # told to wait once, while it looked like an outage
+        for _ in range(100):
+            if fake.confirmed_offset > 2:
+                break
+            await asyncio.sleep(0.05)
+        assert fake.confirmed_offset == 3 and fake.updates == []
     finally:
         polling.cancel()
         await asyncio.gather(polling, return_exceptions=True)
