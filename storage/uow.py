@@ -666,6 +666,7 @@ class CardRepo:
             update(CardMessage)
             .where(
                 CardMessage.platform == STAFF,
+                CardMessage.purpose != "notice",  # a Telegram resident's, not a staff chat's
                 CardMessage.active.is_(True),
                 CardMessage.chat_id.not_in(keep),
                 CardMessage.appeal_id.in_(finished),

@@ -22,7 +22,7 @@ TEXT_LIMIT = 4096
 # 900 blacklisted the community, 901 has not allowed messages, 902 privacy settings.
 RESIDENT_GONE = {900, 901, 902}
 # 6 too many requests per second, 9 flood control; 5/27/28 a token VK does not take right now;
-# 29 a method's quota spent (it renews): retried after a pause, never marked failed (a fixed
+# 29 messages.send's quota spent (it renews): retried after a pause, never marked failed (a fixed
 # token must still deliver the backlog).
 PAUSES = {6: 1.0, 9: 10.0, 5: 60.0, 27: 60.0, 28: 60.0, 29: 600.0}
 TRANSIENT = {1, 10}  # unknown error, internal server error
@@ -158,6 +158,10 @@ def _translate(method: str, exc: VKAPIError) -> Exception:
     message = f"VK {method}: error {code} {getattr(exc, 'error_msg', '') or ''}".strip()
     if code in RESIDENT_GONE:
         return RecipientGone(message)
+    if code == 29 and method != "messages.send":
+        # A photo upload's daily quota: that photo fails, rather than the resident's later
+        # messages waiting behind it until the quota renews.
+        return PermanentError(message)
     if code in PAUSES:
         return RetryAfter(PAUSES[code])
     if code in TRANSIENT:
