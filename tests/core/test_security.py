@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select, update
@@ -51,10 +51,14 @@ async def age_appeals(db: Database, who: ResidentRef, filed_at: datetime) -> Non
         await uow.commit()
 
 
-def shown_time(config: CoreConfig, moment: datetime) -> str:
+def shown_time(config: CoreConfig, moment: datetime, now: datetime | None = None) -> str:
+    """When the resident is told they may file again: the minute up, with the date when that
+    is not today (an hour from 23:30 is tomorrow)."""
     local = config.local(moment)
     if local.second or local.microsecond:
         local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if local.date() != config.local(now or utcnow()).date():
+        return local.strftime("%d.%m.%Y %H:%M")
     return local.strftime("%H:%M")
 
 
@@ -138,6 +142,30 @@ async def test_a_summary_sent_over_the_limit_stays_to_be_sent_later(
     sent = await intake.handle(ANNA, press("i:confirm:submit"))
     assert sent.submitted_number is not None
     assert await appeal_count(db) == 3
+
+
+async def test_late_in_the_evening_the_limit_names_tomorrows_date(
+    db: Database, config: CoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 23:50 the next appeal is allowed after midnight: «после 00:40» alone would read as
+    forty minutes past midnight today, already gone; the date says which midnight."""
+    config = limited(config, 2)
+    intake = IntakeService(db, config)
+    await file(intake, ANNA)
+    await file(intake, ANNA)
+    evening = datetime(2026, 11, 30, 23, 50, tzinfo=config.tz).astimezone(UTC)
+    monkeypatch.setattr("bot.core.intake.utcnow", lambda: evening)
+    await age_appeals(db, ANNA, evening - timedelta(minutes=10))
+
+    said = (await intake.start(ANNA)).replies[-1].text
+    assert "после 01.12.2026 00:40." in said
+    assert shown_time(config, evening + timedelta(minutes=50), now=evening) == "01.12.2026 00:40"
+
+    # At noon the same wait is told as a time alone.
+    noon = datetime(2026, 11, 30, 12, 0, tzinfo=config.tz).astimezone(UTC)
+    monkeypatch.setattr("bot.core.intake.utcnow", lambda: noon)
+    await age_appeals(db, ANNA, noon - timedelta(minutes=10))
+    assert "после 12:50." in (await intake.start(ANNA)).replies[-1].text
 
 
 async def test_the_limit_is_per_resident_and_platform_and_spares_coordinators(

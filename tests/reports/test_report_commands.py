@@ -79,16 +79,25 @@ async def boss(sqlite_db: Database, config: CoreConfig) -> AsyncIterator[Coordin
     yield Coordinator(dp, MockedBot())
 
 
+def earlier_today(now: datetime, ago: timedelta, share: float) -> datetime:
+    """``ago`` before ``now``, unless that was yesterday (just after midnight in the city):
+    then ``share`` of the time since midnight, so "today" holds it at any hour."""
+    local = now.astimezone(CoreConfig().tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    return max(now - ago, midnight + (now - midnight) * share)
+
+
 async def seed_recent(db: Database) -> None:
-    """Three appeals of the last two days: two with pins, one with a written address only."""
+    """Three appeals of the last two days (two of them today's): two with pins, one with a
+    written address only."""
     now = datetime.now(UTC)
     seeder = Seeder(db)
     await seeder.add(
         "roads", now - 30 * HOUR, answer_after=HOUR, solved_after=3 * HOUR, status="closed",
         address="ул. Ленина, 1", pin=(55.751, 37.618),
     )  # fmt: skip
-    await seeder.add("roads", now - 2 * HOUR, platform="vk", pin=(55.76, 37.64))
-    await seeder.add("housing", now - 3 * HOUR, address="пр. Мира, 5")
+    await seeder.add("roads", earlier_today(now, 2 * HOUR, 0.5), platform="vk", pin=(55.76, 37.64))
+    await seeder.add("housing", earlier_today(now, 3 * HOUR, 0.25), address="пр. Мира, 5")
     await seeder.add("housing", now - timedelta(days=40), address="старое, 1")
 
 
