@@ -47,6 +47,7 @@ from bench.chat_index import IndexedTelegram
 from bench.postgres import DEFAULT_POSTGRES, fresh_postgres
 from bench.processes import BotSubprocess, bot_env
 from bench.residents import NUMBER, Driver, DriveResult
+from bot.core import texts
 from storage.db import READ_ONLY, create_engine
 from tests.fakes.fake_telegram import JSON, Request
 
@@ -385,6 +386,7 @@ async def verify(
     # chat (a resident whose re-sent «Отправить» got «уже отправлено» sees it a moment later).
     told: dict[int, set[str]] = {}
     taken_notices: dict[int, Counter[str]] = {}
+    asked_again = 0  # «продолжим с того же места» after a restart (a step's answer may be lost)
     for resident in result.residents:
         numbers = {resident.number} if resident.number else set()
         notices: Counter[str] = Counter()
@@ -397,6 +399,7 @@ async def verify(
             taken = TAKEN.search(request.text)
             if taken:
                 notices[taken.group(1)] += 1
+            asked_again += request.text == texts.ASKED_AGAIN
         told[resident.chat_id] = numbers
         taken_notices[resident.chat_id] = notices
 
@@ -457,6 +460,7 @@ async def verify(
     add("residents with >1 appeal", len(several))
     add("residents the driver gave up on", len(result.failed))
     add("steps re-sent after a timeout", sum(r.resends for r in result.residents))
+    add("steps asked again after a restart", asked_again)
     add("appeals whose address repeats the description", int(echoed or 0))
     add("appeals not taken into work", len(not_taken), not not_taken)
     add("staff presses (again after timeout)", f"{staff.presses} ({staff.repressed})")

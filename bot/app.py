@@ -293,10 +293,10 @@ async def run(settings: Settings) -> None:
     tasks = [asyncio.create_task(run_duty(duty_lock(db.engine, "deadline-scan"), scan))]
     try:
         if vk is not None:
-            from handlers.vk.setup import build_vk_bot, run_vk_front
+            from handlers.vk.setup import build_vk_front, run_vk_front
 
-            vk_bot = build_vk_bot(vk, intake, staff, worker, db)
-            vk_front = lambda: run_vk_front(vk_bot, db, settings.vk_group_id)  # noqa: E731
+            front = build_vk_front(vk, intake, staff, worker, db)
+            vk_front = lambda: run_vk_front(front, db, settings.vk_group_id)  # noqa: E731
             tasks.append(asyncio.create_task(run_duty(duty_lock(db.engine, "vk-poll"), vk_front)))
         if bot is not None:
             routing = RoutingService(db, config)

@@ -272,6 +272,21 @@ class IntakeService:
                 return IntakeResult([Reply(texts.FOLLOWUP_DROPPED, MENU)])
             return IntakeResult([Reply(texts.CANCELLED, MENU)])
 
+    async def ask_again(self, who: ResidentRef) -> IntakeResult:
+        """Where the draft stands, said again: for a message handled before a crash and handed
+        over again, whose answer may have died with the process after the step was stored.
+        Nothing without a draft (a filed appeal's «принято» is queued with it) or for a
+        banned resident."""
+        async with self.db.uow(read_only=True) as uow:
+            draft = await uow.drafts.get(who.platform.value, who.user_id)
+            if draft is None:
+                return IntakeResult([])
+            resident = await uow.residents.find(who.platform.value, who.user_id)
+            if resident is not None and resident.banned_at is not None:
+                return IntakeResult([])
+            prompt = await self._prompt(uow, Step(draft.step), dict(draft.data))
+        return IntakeResult([Reply(texts.ASKED_AGAIN), *prompt])
+
     async def my_appeals(self, who: ResidentRef) -> IntakeResult:
         async with self.db.uow() as uow:
             resident = await uow.residents.find(who.platform.value, who.user_id)

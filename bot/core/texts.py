@@ -142,6 +142,8 @@ EXPECTED_AT_STEP = {
 ADDED_TO_DESCRIPTION = "Добавил это к описанию."
 CAPTION_ADDED = "Подпись добавил к описанию."
 PHOTO_KEPT = "Фото сохранил — приложу к обращению."
+# A message handled just before the bot restarted: its answer may not have reached the resident.
+ASKED_AGAIN = "Связь с ботом прерывалась. Ваш ответ сохранён — продолжим с того же места:"
 DRAFT_WAITS = "Ваше обращение заполняется — продолжим с того же места:"
 NEW_WITH_YOUR_WORDS = "Начнём новое обращение — ваше сообщение сохранено."
 LOCATION_KEPT = "Геометку сохранил — это будет адрес."

@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Chat, Message, Update
 
 from bot.core import texts
 from bot.core.appeals import StaffService
@@ -176,6 +176,38 @@ async def feedback(
 
 async def unknown_button(callback: CallbackQuery) -> None:
     await callback.answer("Эта кнопка устарела.")
+
+
+class AskAgain:
+    """For a resident's message or intake button handled before a crash and handed over
+    again: the answer may have died with the process, so where the draft stands is said
+    again, once per chat for a batch (an album comes as several updates)."""
+
+    QUIET_SECONDS = 60
+
+    def __init__(self) -> None:
+        self._quiet_until: dict[int, float] = {}
+
+    async def __call__(self, update: Update, data: dict[str, Any]) -> None:
+        chat: Chat | None
+        if update.message is not None:
+            chat, user = update.message.chat, update.message.from_user
+        elif update.callback_query is not None and str(update.callback_query.data).startswith("i:"):
+            chat = getattr(update.callback_query.message, "chat", None)
+            user = update.callback_query.from_user
+        else:
+            return
+        if chat is None or chat.type != "private" or user is None:
+            return
+        now = time.monotonic()
+        if self._quiet_until.get(chat.id, 0.0) > now:
+            return
+        for stale in [c for c, until in self._quiet_until.items() if until <= now]:
+            del self._quiet_until[stale]
+        self._quiet_until[chat.id] = now + self.QUIET_SECONDS
+        intake: IntakeService = data["intake"]
+        result = await intake.ask_again(resident_of(user, chat.id))
+        await send_replies(data["bot"], chat.id, result.replies)
 
 
 def build_router() -> Router:

@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from bot.core.logsafe import log_failure
 from handlers.telegram.errors import LAST_TRY
-from handlers.telegram.once import MAYBE_REPEATED
+from handlers.telegram.once import MAYBE_REPEATED, MORE_FROM_CHAT
 from storage.outage import is_outage
 
 log = logging.getLogger(__name__)
@@ -140,11 +140,11 @@ async def _lane(
 ) -> bool:
     """One chat's updates in order; False if the storage was away (the rest left for later)."""
     async with room:
-        for update in updates:
+        for index, update in enumerate(updates):
+            more = index < len(updates) - 1
+            data = {MAYBE_REPEATED: maybe_repeated, LAST_TRY: last_try, MORE_FROM_CHAT: more}
             try:
-                await dispatcher.feed_update(
-                    bot, update, **{MAYBE_REPEATED: maybe_repeated, LAST_TRY: last_try}
-                )
+                await dispatcher.feed_update(bot, update, **data)
             except Exception as exc:
                 if is_outage(exc):
                     return False

@@ -46,7 +46,7 @@ def build_dispatcher(
     dispatcher = Dispatcher(storage=NoFsmStorage(), events_isolation=isolation or ChatLocks())
     # Registered after the isolation lock (aiogram's own outer middleware): the check that an
     # update was handled before runs while its chat is locked.
-    dispatcher.update.outer_middleware(OncePerUpdate(intake.db))
+    dispatcher.update.outer_middleware(OncePerUpdate(intake.db, on_repeat=citizen.AskAgain()))
     dispatcher["intake"] = intake
     dispatcher["staff"] = staff_service
     dispatcher["routing"] = routing

@@ -60,12 +60,7 @@ class VkConversation:
             return  # communities, group conversations: the bot talks to residents one to one
         if await self._banned(resident_of(from_id, peer_id)):
             return
-        client_info = body.get("client_info")
-        client_info = client_info if isinstance(client_info, dict) else {}
-        actions = client_info.get("button_actions")
-        callbacks = (not isinstance(actions, list) or "callback" in actions) and bool(
-            client_info.get("inline_keyboard", True)
-        )
+        callbacks = _takes_callbacks(body)
         first_name = await self.client.first_name(from_id)
         who = resident_of(from_id, peer_id, first_name, text_buttons=not callbacks)
         text = str(message.get("text") or "").strip()
@@ -87,6 +82,30 @@ class VkConversation:
                 return
         result = await self.intake.handle(who, intake_input(message))
         await self._answer(who, result, callbacks)
+
+    async def ask_again(self, event: dict[str, Any], key: str) -> None:
+        """An event handled before a crash and handed over again (``VkPoller``): its answer may
+        have died with the process, between the step's commit and the reply's queueing. Where
+        the draft stands is said again, as one message whose random_id is that of the event's
+        first reply: VK drops it when the first answer did go out."""
+        body = _mapping(event.get("object"))
+        if event.get("type") == "message_new":
+            message = _mapping(body.get("message"))
+            user_id, peer_id = as_int(message.get("from_id")), as_int(message.get("peer_id"))
+            callbacks = _takes_callbacks(body)
+        elif str(button_action(body.get("payload"))).startswith("i:"):
+            user_id, peer_id = as_int(body.get("user_id")), as_int(body.get("peer_id"))
+            callbacks = True
+        else:
+            return
+        if user_id <= 0 or peer_id != user_id or peer_id >= CHAT_PEER_START:
+            return
+        who = resident_of(user_id, peer_id, text_buttons=not callbacks)
+        replies = (await self.intake.ask_again(who)).replies
+        if replies:
+            keyboard = next((r.keyboard for r in reversed(replies) if r.keyboard), None)
+            said = Reply("\n\n".join(r.text for r in replies), keyboard)
+            await self._send(who, [said], callbacks, key=key)
 
     async def on_button(self, event: dict[str, Any]) -> None:
         body = _mapping(event.get("object"))
@@ -231,13 +250,15 @@ class VkConversation:
             self.worker.wake()
         await self._send(who, result.replies, callbacks)
 
-    async def _send(self, who: ResidentRef, replies: list[Reply], callbacks: bool) -> None:
+    async def _send(
+        self, who: ResidentRef, replies: list[Reply], callbacks: bool, key: str | None = None
+    ) -> None:
         """Replies leave through the outbox, like notifications: in order with them, kept when
         VK fails or the bot stops, paced to VK's limit. Their random_ids come from the event,
         so an event handled again repeats the same ones and VK drops the repeats."""
         if not replies:
             return
-        key = current_event_key() or uuid.uuid4().hex
+        key = key or current_event_key() or uuid.uuid4().hex
         async with self.db.uow() as uow:
             for index, reply in enumerate(replies):
                 keyboard = reply.keyboard
@@ -252,6 +273,15 @@ class VkConversation:
                 await uow.outbox.add(Platform.VK.value, who.chat_id, "text", payload)
             await uow.commit()
         self.worker.wake()
+
+
+def _takes_callbacks(body: dict[str, Any]) -> bool:
+    """Whether the resident's VK client shows inline callback buttons (else text buttons)."""
+    client_info = _mapping(body.get("client_info"))
+    actions = client_info.get("button_actions")
+    return (not isinstance(actions, list) or "callback" in actions) and bool(
+        client_info.get("inline_keyboard", True)
+    )
 
 
 def _mapping(value: object) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vkbottle import Bot
@@ -76,11 +77,18 @@ class ResumingPolling(BotPolling):
         """Stored by ``VkPoller`` in the database instead, after the batch was handled."""
 
 
+# Told an event handled before (with its key): see ``VkConversation.ask_again``.
+OnRepeat = Callable[[dict[str, Any], str], Awaitable[None]]
+
+
 class VkPoller:
-    def __init__(self, bot: Bot, db: Database, group_id: int | None) -> None:
+    def __init__(
+        self, bot: Bot, db: Database, group_id: int | None, on_repeat: OnRepeat | None = None
+    ) -> None:
         self.bot = bot
         self.db = db
         self.group_id = group_id
+        self.on_repeat = on_repeat
         self.polling: ResumingPolling | None = None
 
     def _state_name(self, group_id: int | None) -> str:
@@ -132,6 +140,7 @@ class VkPoller:
         for attempt in range(1, ATTEMPTS + 1):
             if key is not None and await self._seen(key):
                 log.info("VK event %s was handled before; skipped", key)
+                await self._repeated(update, key)
                 return
             try:
                 if key is None:
@@ -147,6 +156,16 @@ class VkPoller:
                 log_failure(log, exc, failed, key, attempt, ATTEMPTS)
                 await asyncio.sleep(0.5 * attempt)
         log.error("VK event %s left unhandled after %d attempts", key, ATTEMPTS)
+
+    async def _repeated(self, update: dict[str, Any], key: str) -> None:
+        if self.on_repeat is None:
+            return
+        try:
+            await self.on_repeat(update, key)
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # the batch comes again, and with it this courtesy
+            log.warning("VK event %s: not asked again (%s)", key, type(exc).__name__)
 
     async def _seen(self, key: str) -> bool:
         async with self.db.uow(read_only=True) as uow:

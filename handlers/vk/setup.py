@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import aiohttp
 from vkbottle import Bot, VKAPIError
@@ -21,30 +22,42 @@ from storage.uow import Database
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VkTokenRejected", "build_vk_bot", "run_vk_front"]
+__all__ = ["VkFront", "VkTokenRejected", "build_vk_front", "run_vk_front"]
 
 TOKEN_REJECTED = {5, 27, 28}
 
 
-def build_vk_bot(
+@dataclass(frozen=True)
+class VkFront:
+    """vkbottle's bot on our labeler, and the conversation its poller asks about repeats."""
+
+    bot: Bot
+    conversation: VkConversation
+
+    def poller(self, db: Database, group_id: int | None) -> VkPoller:
+        return VkPoller(self.bot, db, group_id, on_repeat=self.conversation.ask_again)
+
+
+def build_vk_front(
     client: VkClient,
     intake: IntakeService,
     staff: StaffService,
     worker: OutboxWorker,
     db: Database,
-) -> Bot:
+) -> VkFront:
     conversation = VkConversation(intake, staff, worker, client, db)
     # Handler errors reach the poller, which retries the event instead of dropping it.
-    return Bot(
+    bot = Bot(
         api=client.api,
         labeler=conversation.labeler(),
         error_handler=ErrorHandler(raise_exceptions=True),
     )
+    return VkFront(bot, conversation)
 
 
-async def run_vk_front(bot: Bot, db: Database, group_id: int | None) -> None:
+async def run_vk_front(front: VkFront, db: Database, group_id: int | None) -> None:
     """Long poll until cancelled; network trouble is waited out, a rejected token stops."""
-    poller = VkPoller(bot, db, group_id)
+    poller = front.poller(db, group_id)
     delay = 1.0
     while True:
         started = time.monotonic()

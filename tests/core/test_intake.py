@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.core import texts
 from bot.core.config import CoreConfig
 from bot.core.intake import IntakeService, normalize_phone
 from bot.core.model import InputKind, IntakeInput, Platform, ResidentRef
-from storage.models import Appeal, AppealPhoto, Draft, OutboxMessage
+from storage.models import Appeal, AppealPhoto, Draft, OutboxMessage, Resident
 from storage.uow import Database
 
 ANNA = ResidentRef(Platform.TELEGRAM, user_id="501", chat_id="501", first_name="Анна")
@@ -256,6 +256,30 @@ async def test_help_mid_draft_shows_where_it_stands(
     assert helped.replies[-1].text.startswith(texts.ASK_PHOTOS)
     assert helped.replies[-1].keyboard is not None  # «Готово / Пропустить» again
     assert await step_of(sqlite_db) == "photos"
+
+
+async def test_asked_again_says_where_the_draft_stands_and_nothing_else(
+    sqlite_db: Database, config: CoreConfig
+) -> None:
+    intake = IntakeService(sqlite_db, config)
+    assert (await intake.ask_again(ANNA)).replies == []  # nobody, no draft: nothing to say
+    await fill_until_confirm(intake)
+    again = await intake.ask_again(ANNA)
+    assert [r.text for r in again.replies[:2]] == [texts.ASKED_AGAIN, texts.CONFIRM_INTRO]
+    summary = again.replies[-1]
+    assert "Описание: " + DESCRIPTION in summary.text and summary.keyboard is not None
+    assert await step_of(sqlite_db) == "confirm"  # read only
+
+    await intake.handle(ANNA, press("i:confirm:submit"))
+    assert (await intake.ask_again(ANNA)).replies == []  # filed: its «принято» is queued
+
+    await intake.start(ANNA)
+    async with sqlite_db.uow() as uow:
+        await uow.session.execute(
+            update(Resident).where(Resident.external_id == "501").values(banned_at=func.now())
+        )
+        await uow.commit()
+    assert (await intake.ask_again(ANNA)).replies == []  # banned: silence, as for the rest
 
 
 async def test_a_short_plain_description_is_enough(sqlite_db: Database, config: CoreConfig) -> None:

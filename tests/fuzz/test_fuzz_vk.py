@@ -41,7 +41,7 @@ from bot.core.routing import RoutingService
 from handlers.vk.client import VkClient
 from handlers.vk.polling import VkPoller
 from handlers.vk.sender import VkSender
-from handlers.vk.setup import build_vk_bot
+from handlers.vk.setup import build_vk_front
 from storage.models import Appeal
 from storage.uow import Database
 from tests.conftest import COORDINATOR
@@ -96,10 +96,10 @@ async def world(sqlite_db: Database, config: CoreConfig) -> AsyncIterator[VkWorl
         StaffService(db, config),
         RoutingService(db, config),
     )
-    bot = build_vk_bot(client, intake, staff, worker, db)
+    front = build_vk_front(client, intake, staff, worker, db)
     errors = ErrorLog()
     logging.getLogger().addHandler(errors)
-    made = VkWorld(fake, VkPoller(bot, db, GROUP_ID), worker, db, errors, intake)
+    made = VkWorld(fake, front.poller(db, GROUP_ID), worker, db, errors, intake)
     try:
         async with db.uow() as uow:
             departments = {d.code: d.id for d in await uow.catalog.departments()}

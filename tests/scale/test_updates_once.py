@@ -17,6 +17,7 @@ from aiogram.types import Update
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
+from bot.core import texts
 from bot.core.appeals import StaffService
 from bot.core.config import CoreConfig
 from bot.core.intake import IntakeService
@@ -105,6 +106,39 @@ async def test_a_batch_handed_over_again_changes_nothing(
             select(func.count()).where(ProcessedEvent.key.like("tg:123456:%"))
         )
     assert keys == 3  # each recorded in the transaction that had its effect
+
+
+async def test_a_batch_handed_over_to_a_restarted_bot_asks_once_where_the_resident_stands(
+    db: Database, config: CoreConfig, fake: FakeTelegram, bot: Bot
+) -> None:
+    """The process died after the steps were stored: whether their answers left is unknown.
+    The restarted bot changes nothing, and says once where the draft stands, so the resident
+    is not left waiting for a question that died with the process."""
+    first = dispatcher(db, config)
+    anna = fake.user(501, "Анна")
+    updates: list[Update] = []
+    for said in ("/start", "Яма во дворе дома, глубокая", "Рядом с подъездом"):
+        fake.send_text(anna, said)
+        updates.append(Update.model_validate(fake.updates.pop()))
+        await handle_batch(bot, first, updates[-1:])
+    draft = await draft_of(db, 501)
+    assert draft is not None and draft.step == "category"
+    assert "Рядом с подъездом" in draft.data["description"]
+
+    restarted = dispatcher(db, config)
+    since = fake.mark()
+    await handle_batch(bot, restarted, updates)
+    told = fake.sent_to(501, since)
+    assert len(told) == 2 and told[0].text == texts.ASKED_AGAIN
+    assert "Выберите категорию" in told[1].text
+    assert "i:category:roads" in told[1].callback_data
+    again = await draft_of(db, 501)
+    assert again is not None and (again.step, again.data) == (draft.step, draft.data)
+
+    # Handed over once more to the same process (the batch was not confirmed): said already.
+    since = fake.mark()
+    await handle_batch(bot, restarted, updates)
+    assert fake.sent_to(501, since) == []
 
 
 async def test_polling_confirms_a_batch_only_after_handling_it(

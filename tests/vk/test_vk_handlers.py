@@ -5,6 +5,7 @@ come out to the fake VK, and the database is real.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ from bot.core.intake import IntakeService
 from bot.core.model import StaffActor, Status
 from bot.core.ratelimit import RateLimiter
 from handlers.vk.client import VkClient
+from handlers.vk.conversation import VkConversation
 from handlers.vk.polling import VkPoller
 from handlers.vk.sender import VkSender
-from handlers.vk.setup import build_vk_bot
+from handlers.vk.setup import build_vk_front
 from storage.models import Appeal, AppealPhoto, Draft, ProcessedEvent
 from storage.uow import Database
 from tests.conftest import COORDINATOR
@@ -96,8 +98,8 @@ async def vk(db: Database, config: CoreConfig) -> AsyncIterator[VkHarness]:
         {"telegram": limiter, "vk": RateLimiter(NO_LIMITS, is_group=lambda _: False)},
     )
     staff = StaffService(db, config)
-    bot = build_vk_bot(client, IntakeService(db, config), staff, worker, db)
-    yield VkHarness(fake, VkPoller(bot, db, GROUP_ID), worker, sender, db, staff)
+    front = build_vk_front(client, IntakeService(db, config), staff, worker, db)
+    yield VkHarness(fake, front.poller(db, GROUP_ID), worker, sender, db, staff)
     await client.close()
     await fake.stop()
 
@@ -167,6 +169,11 @@ async def test_an_event_handed_over_twice_changes_nothing_twice(vk: VkHarness) -
     await vk.poller.handle_batch([event])  # a restart before the ts was stored
 
     assert len(vk.fake.sent) == sent_before  # nothing answered twice
+    await drain(vk.worker)
+    asked = [s.text for s in vk.fake.sent_to(RESIDENT)[-2:]]
+    assert "Где это?" in asked[-1] and texts.ASKED_AGAIN not in " ".join(asked)
+    # The answer went out, so the courtesy «where we stand» (same random_id) was dropped by VK.
+    assert sum("Где это?" in s.text for s in vk.fake.sent_to(RESIDENT)) == 1
     async with vk.db.uow() as uow:
         draft = await uow.drafts.get("vk", str(RESIDENT))
         keys = list(await uow.session.scalars(select(ProcessedEvent.key)))
@@ -175,6 +182,45 @@ async def test_an_event_handed_over_twice_changes_nothing_twice(vk: VkHarness) -
     assert draft.data["description"] == "Не горит фонарь во дворе дома уже неделю"
     assert len(claims) == 3  # start, category, description: one claim each
     assert len(keys) == 4  # and the category message marked as pressed
+
+
+async def test_an_answer_lost_after_the_step_was_stored_is_given_when_the_event_comes_again(
+    vk: VkHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step is committed, then the process dies before the answer is queued: the event
+    comes again (its ts was not stored), finds its claim, and the resident is told where the
+    draft stands instead of waiting for a question that never comes."""
+    await vk.says(RESIDENT, "Начать", payload=json.dumps({"command": "start"}))
+    await vk.presses(RESIDENT, vk.last_with(RESIDENT, "i:category:"), "i:category:roads")
+    queue = VkConversation._send
+
+    async def dies_before_queueing(self: VkConversation, *args: Any, **kwargs: Any) -> None:
+        raise asyncio.CancelledError  # as a kill -9 between the two transactions
+
+    monkeypatch.setattr(VkConversation, "_send", dies_before_queueing)
+    vk.fake.write(RESIDENT, "Не горит фонарь во дворе дома уже неделю")
+    event = vk.fake.events[-1]
+    vk.seen = len(vk.fake.events)
+    with pytest.raises(asyncio.CancelledError):
+        await vk.poller.handle_batch([event])
+    await drain(vk.worker)
+    assert not any("Где это?" in s.text for s in vk.fake.sent_to(RESIDENT))
+
+    monkeypatch.setattr(VkConversation, "_send", queue)  # the restarted bot
+    before = len(vk.fake.sent)
+    await vk.poller.handle_batch([event])
+    await drain(vk.worker)
+    [told] = [s for s in vk.fake.sent[before:] if s.peer_id == RESIDENT]
+    assert told.text.startswith(texts.ASKED_AGAIN) and "Где это?" in told.text
+    assert told.keyboard is not None  # the step's buttons (a map point), as the first time
+    async with vk.db.uow() as uow:
+        draft = await uow.drafts.get("vk", str(RESIDENT))
+    assert draft is not None and draft.step == "address"  # the event was not handled twice
+
+    # A batch handed over once more: the same random_id, so VK shows it once.
+    await vk.poller.handle_batch([event])
+    await drain(vk.worker)
+    assert [s for s in vk.fake.sent[before:] if s.peer_id == RESIDENT] == [told]
 
 
 async def test_an_event_that_found_no_free_connection_comes_again(
